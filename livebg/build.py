@@ -1,0 +1,63 @@
+"""Build stages from a :class:`~livebg.config.Config`.
+
+The only place that knows both the configuration schema and the stages'
+constructors; stages themselves take plain keyword arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from livebg.config import Config, parse_color
+from livebg.pipeline import Processor
+from livebg.refine import make_refiner
+from livebg.segment import Segmenter, pick_model
+from livebg.sinks import open_sink
+from livebg.sources import open_source
+from livebg.stats import StageStats
+
+log = logging.getLogger(__name__)
+
+
+def make_segmenter(cfg: Config, width: int, height: int) -> Segmenter:
+    name = pick_model(cfg.model.name, width, height)
+    return Segmenter(name, provider=cfg.model.provider, threads=cfg.model.threads,
+                     features=cfg.refine.mode not in ("none", "guided"))
+
+
+def make_compositor(cfg: Config):
+    from livebg.compose import Compositor
+
+    bg = cfg.background
+    return Compositor(bg.mode, blur=bg.blur, image=bg.image or None, fit=bg.fit,
+                      color=parse_color(bg.color))
+
+
+def make_temporal(cfg: Config):
+    """The temporal stage, or None when the configuration has none."""
+    return None
+
+
+def make_processor(cfg: Config, width: int, height: int,
+                   stats: StageStats | None = None) -> Processor:
+    """Segmenter, refiner, temporal stage and compositor for frames of this size."""
+    return Processor(make_segmenter(cfg, width, height), make_refiner(cfg.refine.mode),
+                     make_compositor(cfg), make_temporal(cfg), stats=stats)
+
+
+def make_source(cfg: Config, *, count: int | None = None, loop: bool = False):
+    return open_source(cfg.input, camera=cfg.camera, count=count, loop=loop)
+
+
+def make_sinks(cfg: Config, width: int, height: int, fps: float) -> list:
+    """Open every configured sink; closes the opened ones if a later one fails."""
+    sinks = []
+    try:
+        for spec in cfg.output.sinks:
+            sinks.append(open_sink(spec, width, height, fps, device=cfg.output.device,
+                                   overwrite=cfg.output.overwrite))
+    except BaseException:
+        for s in sinks:
+            s.close()
+        raise
+    return sinks

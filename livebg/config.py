@@ -1,0 +1,336 @@
+"""Typed configuration: schema, YAML loading, validation, XDG paths, overrides.
+
+The dataclasses below are the single source of truth for every option and
+its default; ``config/default.yaml`` documents the same values (a test keeps
+the two in step). Values are validated field by field from each field's
+metadata, so an error names the file, the key, the value and what is allowed
+in one line::
+
+    ~/.config/livebg/config.yaml: background.blur = 3: must be a number from 0 to 1
+
+Layering, lowest first: defaults, the user's file, command-line overrides.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a one-line message that says what to do."""
+
+
+def _opt(default: Any, help: str, *, choices: tuple | None = None,
+         lo: float | None = None, hi: float | None = None, kind: str | None = None):
+    """A field with validation metadata.
+
+    ``kind`` is a special string type: "color" (#rrggbb) or "path" (may be
+    empty); plain Python types are taken from the annotation's default.
+    """
+    meta = {"help": help, "choices": choices, "lo": lo, "hi": hi, "kind": kind}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class CameraConfig:
+    device: str = _opt("0", "camera index (0, 1, ...) or device path such as /dev/video0")
+    width: int = _opt(1280, "requested capture width in pixels", lo=160, hi=7680)
+    height: int = _opt(720, "requested capture height in pixels", lo=120, hi=4320)
+    fps: int = _opt(30, "requested capture rate in frames per second", lo=1, hi=240)
+    fourcc: str = _opt("MJPG", "requested pixel format (four characters, e.g. MJPG or YUYV)")
+
+
+@dataclass
+class ModelConfig:
+    name: str = _opt("auto", "segmentation net: landscape (256x144), square (256x256), "
+                     "or auto (landscape for wide frames, square otherwise)",
+                     choices=("auto", "landscape", "square"))
+    provider: str = _opt("auto", "ONNX Runtime device: auto (CUDA when it really runs), cpu, cuda",
+                         choices=("auto", "cpu", "cuda"))
+    threads: int = _opt(1, "intra-op threads for the net on the CPU (1 is steadiest on 2 cores)",
+                        lo=1, hi=64)
+
+
+@dataclass
+class RefineConfig:
+    mode: str = _opt("none", "matte refinement: none (net probability upsampled)",
+                     choices=("none",))
+
+
+@dataclass
+class BackgroundConfig:
+    mode: str = _opt("blur", "what replaces the background",
+                     choices=("blur", "image", "video", "color", "transparent", "none"))
+    blur: float = _opt(0.5, "blur strength for mode blur, 0 (light) to 1 (strong)", lo=0.0, hi=1.0)
+    image: str = _opt("", "image or video file for modes image and video", kind="path")
+    fit: str = _opt("cover", "how an image fills the frame: cover (crop) or fit (pad with color)",
+                    choices=("cover", "fit"))
+    color: str = _opt("#00b140", "colour for mode color and for fit padding, as #rrggbb",
+                      kind="color")
+
+
+@dataclass
+class OutputConfig:
+    sinks: list = _opt(["virtual"], "where frames go: virtual (virtual camera), window, null, "
+                       "a video file (.mp4 .avi .mkv .mov), or a folder for a PNG sequence")
+    device: str = _opt("", "virtual camera device such as /dev/video10; empty: the first loopback device",
+                       kind="path")
+    overwrite: bool = _opt(False, "allow replacing existing output files")
+
+
+@dataclass
+class LogConfig:
+    level: str = _opt("info", "log level", choices=("debug", "info", "warning", "error"))
+    stats_interval: float = _opt(10.0, "seconds between per-stage timing lines (0: never)",
+                                 lo=0.0, hi=3600.0)
+
+
+@dataclass
+class Config:
+    input: str = _opt("camera", "camera, sample (the built-in demo clip), or a video or image file")
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
+    background: BackgroundConfig = field(default_factory=BackgroundConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def get(self, key: str) -> Any:
+        """Value at a dotted key such as ``background.blur``."""
+        obj, name = _resolve(self, key, "key")
+        return getattr(obj, name)
+
+
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+def parse_color(text: str) -> tuple[int, int, int]:
+    """``#rrggbb`` -> BGR tuple of ints in 0..255 (OpenCV order)."""
+    if not _COLOR.match(text):
+        raise ValueError(f"{text!r} is not a colour of the form #rrggbb")
+    r, g, b = (int(text[i:i + 2], 16) for i in (1, 3, 5))
+    return (b, g, r)
+
+
+def _allowed(f: dataclasses.Field) -> str:
+    m = f.metadata
+    if m.get("choices"):
+        return "one of " + ", ".join(m["choices"])
+    if m.get("kind") == "color":
+        return "a colour #rrggbb"
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, (int, float)):
+        noun = "a whole number" if isinstance(default, int) else "a number"
+        if m.get("lo") is not None:
+            return f"{noun} from {m['lo']:g} to {m['hi']:g}"
+        return noun
+    if isinstance(default, list):
+        return "a list of strings"
+    return "a string"
+
+
+def _check_value(f: dataclasses.Field, value: Any, where: str) -> Any:
+    """Validate one leaf value; returns it converted (e.g. int -> float)."""
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    m = f.metadata
+    bad = ConfigError(f"{where} = {value!r}: must be {_allowed(f)}")
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise bad
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        value = float(value)
+        if value != value:  # NaN
+            raise bad
+    elif isinstance(default, list):
+        if isinstance(value, str) or value is None:
+            value = [value]
+        if isinstance(value, list):
+            # YAML reads a bare `null` (the null sink) as None.
+            value = ["null" if v is None else v for v in value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise bad
+        value = list(value)
+    elif isinstance(default, str):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and f.name == "device":
+            value = str(value)  # `device: 0` in YAML is an int; a camera index is meant
+        if not isinstance(value, str):
+            raise bad
+    if m.get("choices") and value not in m["choices"]:
+        raise bad
+    if m.get("lo") is not None and not (m["lo"] <= value <= m["hi"]):
+        raise bad
+    if m.get("kind") == "color" and not _COLOR.match(value):
+        raise bad
+    return value
+
+
+def _fields(obj) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(obj)}
+
+
+def _unknown(name: str, known, where: str) -> ConfigError:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ConfigError(f"{where}: unknown key {name!r}{hint}; allowed: {', '.join(known)}")
+
+
+def _merge(obj, data: Any, source: str, prefix: str = "") -> None:
+    """Validate ``data`` (a mapping from YAML) and write it into ``obj``."""
+    where = f"{source}: {prefix.rstrip('.')}" if prefix else source
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys to values, got {type(data).__name__}")
+    known = _fields(obj)
+    for name, value in data.items():
+        if name not in known:
+            raise _unknown(str(name), known, where)
+        f = known[name]
+        current = getattr(obj, name)
+        if dataclasses.is_dataclass(current):
+            _merge(current, value, source, prefix + name + ".")
+        else:
+            setattr(obj, name, _check_value(f, value, f"{source}: {prefix}{name}"))
+
+
+def _resolve(cfg: Config, key: str, source: str):
+    """(object, leaf name) for a dotted key, or ConfigError."""
+    parts = key.split(".")
+    obj = cfg
+    for i, part in enumerate(parts):
+        known = _fields(obj)
+        if part not in known:
+            raise _unknown(part, known, f"{source}: {'.'.join(parts[:i]) or 'top level'}")
+        if i < len(parts) - 1:
+            obj = getattr(obj, part)
+            if not dataclasses.is_dataclass(obj):
+                raise ConfigError(f"{source}: {'.'.join(parts[:i + 1])} has no sub-keys")
+    if dataclasses.is_dataclass(getattr(obj, parts[-1])):
+        raise ConfigError(f"{source}: {key} is a section; set one of its keys, e.g. {key}.{next(iter(_fields(getattr(obj, parts[-1]))))}")
+    return obj, parts[-1]
+
+
+def set_value(cfg: Config, key: str, value: Any, source: str = "command line") -> Config:
+    """A validated copy of ``cfg`` with the dotted ``key`` set to ``value``.
+
+    A string value is parsed as YAML first (so ``"0.7"`` is a number and
+    ``"[virtual, window]"`` a list), except for string-typed keys.
+    """
+    new = copy.deepcopy(cfg)
+    obj, name = _resolve(new, key, source)
+    f = _fields(obj)[name]
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    if isinstance(value, str) and not isinstance(default, str):
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            pass
+    setattr(obj, name, _check_value(f, value, f"{source}: {key}"))
+    validate(new, source)
+    return new
+
+
+def validate(cfg: Config, source: str) -> None:
+    """Checks that span several keys (raised as one-line ConfigError)."""
+    bg = cfg.background
+    if bg.mode in ("image", "video"):
+        if not bg.image:
+            raise ConfigError(f"{source}: background.image is empty: background.mode {bg.mode} "
+                              "needs the path of a file")
+        if not Path(bg.image).expanduser().is_file():
+            raise ConfigError(f"{source}: background.image = {bg.image!r}: no such file")
+
+
+def config_home() -> Path:
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "livebg"
+
+
+def user_config_path() -> Path:
+    """``$XDG_CONFIG_HOME/livebg/config.yaml`` (``~/.config`` when unset)."""
+    return config_home() / "config.yaml"
+
+
+def runtime_dir() -> Path:
+    """``$XDG_RUNTIME_DIR/livebg``, or a per-user folder under /tmp when unset."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if base:
+        return Path(base) / "livebg"
+    return Path(f"/tmp/livebg-{os.getuid()}")
+
+
+def load_file(path: Path, base: Config | None = None) -> Config:
+    """``base`` (defaults when None) overlaid with the YAML file at ``path``.
+
+    Raises:
+        ConfigError: unreadable file, YAML syntax error, unknown key, bad value.
+    """
+    cfg = copy.deepcopy(base) if base is not None else Config()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the configuration ({e.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or "syntax error"
+        raise ConfigError(f"{path}: not valid YAML{line}: {problem}") from None
+    if data is None:
+        return cfg
+    _merge(cfg, data, str(path))
+    validate(cfg, str(path))
+    return cfg
+
+
+def load(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults, then ``path`` (or the user's file when it exists), then overrides.
+
+    An explicit ``path`` that does not exist is an error; a missing user file
+    is not (the defaults apply).
+    """
+    cfg = Config()
+    if path is not None:
+        if not Path(path).is_file():
+            raise ConfigError(f"{path}: no such configuration file")
+        cfg = load_file(Path(path), cfg)
+    elif user_config_path().is_file():
+        cfg = load_file(user_config_path(), cfg)
+    for key, value in (overrides or {}).items():
+        cfg = set_value(cfg, key, value)
+    return cfg
+
+
+def describe() -> list[tuple[str, Any, str]]:
+    """(dotted key, default, help) for every option, for docs and ``--help``."""
+    rows = []
+
+    def walk(obj, prefix):
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value, prefix + f.name + ".")
+            else:
+                rows.append((prefix + f.name, value, f.metadata["help"] + f"; {_allowed(f)}"))
+
+    walk(Config(), "")
+    return rows

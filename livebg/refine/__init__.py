@@ -1,0 +1,40 @@
+"""Matte refinement: the net's low-resolution probability -> full-resolution alpha.
+
+A refiner has one method, ``refine(image, probability, features=None)``,
+returning float32 alpha (H, W) in [0, 1] at the frame's size, and ``reset()``,
+which forgets any state carried between frames (call it on a scene cut or a
+new camera). Refiners are made by name with :func:`make_refiner`.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+MODES = ("none",)
+
+
+class UpsampleRefiner:
+    """``none``: the net's probability, bilinearly upsampled. No state."""
+
+    name = "none"
+
+    def refine(self, image: np.ndarray, probability: np.ndarray,
+               features: np.ndarray | None = None) -> np.ndarray:
+        """Alpha float32 (H, W) in [0, 1] for a BGR frame (H, W, 3)."""
+        h, w = image.shape[:2]
+        return cv2.resize(probability, (w, h), interpolation=cv2.INTER_LINEAR)
+
+    def reset(self) -> None:
+        pass
+
+    def timings(self) -> dict[str, float]:
+        """Milliseconds of the last call's sub-steps (none here)."""
+        return {}
+
+
+def make_refiner(mode: str):
+    """A refiner by name; ValueError for an unknown one."""
+    if mode == "none":
+        return UpsampleRefiner()
+    raise ValueError(f"unknown refinement {mode!r}; use one of {', '.join(MODES)}")
