@@ -3,7 +3,13 @@
 A refiner has one method, ``refine(image, probability, features=None)``,
 returning float32 alpha (H, W) in [0, 1] at the frame's size, and ``reset()``,
 which forgets any state carried between frames (call it on a scene cut or a
-new camera). Refiners are made by name with :func:`make_refiner`.
+new camera), and ``timings()``, the milliseconds of the last call's sub-steps.
+Refiners are made by name with :func:`make_refiner`:
+
+* ``none``: the net's probability, bilinearly upsampled;
+* ``guided``: a colour fast guided filter (:mod:`livebg.refine.guided`);
+* ``sss``: a graph-regularised matte on a superpixel grid with colour and
+  semantic affinities, then the guided filter (:mod:`livebg.refine.sss`).
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-MODES = ("none",)
+MODES = ("none", "guided", "sss")
 
 
 class UpsampleRefiner:
@@ -33,8 +39,18 @@ class UpsampleRefiner:
         return {}
 
 
-def make_refiner(mode: str):
-    """A refiner by name; ValueError for an unknown one."""
+def make_refiner(mode: str, **options):
+    """A refiner by name, with keyword options for its class; ValueError for an unknown one."""
     if mode == "none":
+        if options:
+            raise TypeError(f"refinement none takes no options, got {sorted(options)}")
         return UpsampleRefiner()
+    if mode == "guided":
+        from livebg.refine.guided import GuidedRefiner
+
+        return GuidedRefiner(**options)
+    if mode == "sss":
+        from livebg.refine.sss import SSSRefiner
+
+        return SSSRefiner(**options)
     raise ValueError(f"unknown refinement {mode!r}; use one of {', '.join(MODES)}")
