@@ -1,0 +1,228 @@
+"""The temporal stage on synthetic sequences: still noise held, motion followed, resets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from livebg.pipeline import Processor
+from livebg.stats import StageStats
+from livebg.temporal import TemporalFilter, make_temporal
+from livebg.types import Segmentation
+
+NET = (72, 128)  # (h, w) of the fake net's probability
+FRAME = (144, 256)  # (H, W) of the frames
+
+
+def _texture(seed: int = 0) -> np.ndarray:
+    """A static BGR background with structure at every scale."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(40, 200, size=(FRAME[0] // 8, FRAME[1] // 8, 3), dtype=np.uint8)
+    import cv2
+
+    return cv2.resize(small, (FRAME[1], FRAME[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def _scene(x0: float, bg: np.ndarray, noise: np.random.Generator | None,
+           person=(230, 230, 230)) -> tuple[np.ndarray, np.ndarray]:
+    """Frame with a 'person' (a box whose left edge is at x0 net pixels) and its soft mask
+    at net resolution."""
+    h, w = NET
+    xs = np.arange(w, dtype=np.float32)[None, :]
+    mask = np.clip(xs - x0 + 0.5, 0.0, 1.0) * np.ones((h, 1), np.float32)
+    mask[: h // 4] = 0.0
+    import cv2
+
+    big = cv2.resize(mask, (FRAME[1], FRAME[0]), interpolation=cv2.INTER_LINEAR)[..., None]
+    img = bg.astype(np.float32) * (1 - big) + np.array(person, np.float32) * big
+    if noise is not None:
+        img = img + noise.normal(0.0, 2.0, img.shape)
+    return np.clip(img + 0.5, 0, 255).astype(np.uint8), mask
+
+
+def test_still_noisy_frames_are_held():
+    rng = np.random.default_rng(1)
+    bg = _texture()
+    f = TemporalFilter()
+    ins, outs = [], []
+    for _ in range(30):
+        img, mask = _scene(60.0, bg, rng)
+        jitter = rng.normal(0.0, 0.05, NET).astype(np.float32)  # the net's frame-to-frame jitter
+        p = np.clip(mask + jitter * (mask > 0.02) * (mask < 0.98) + jitter * 0.3, 0, 1)
+        ins.append(p)
+        outs.append(f.update_probability(p, img))
+    change_in = np.mean([np.abs(ins[t] - ins[t - 1]).mean() for t in range(10, 30)])
+    change_out = np.mean([np.abs(outs[t] - outs[t - 1]).mean() for t in range(10, 30)])
+    assert change_out < 0.15 * change_in
+    assert f.state.hold > 0.9  # nearly every place held
+    # ... and the held value is still the net's, on average (no offset, no ghost)
+    assert abs(float(np.mean(outs[-1] - mask))) < 0.01
+
+
+def test_moving_edge_follows_within_one_frame():
+    rng = np.random.default_rng(2)
+    bg = _texture()
+    f = TemporalFilter()
+    for _ in range(10):  # settle on a still scene
+        img, p = _scene(40.0, bg, rng)
+        f.update_probability(p, img)
+    for t in range(1, 15):
+        img, p = _scene(40.0 + 2.5 * t, bg, rng)  # the edge moves 2.5 net pixels a frame
+        out = f.update_probability(p, img)
+        # the output is this frame's mask, not the previous frame's
+        assert np.abs(out - p).max() < 0.05, t
+        edge = out[NET[0] // 2]
+        assert abs(float(np.argmax(edge >= 0.5)) - np.ceil(40.0 + 2.5 * t)) <= 1
+
+
+def test_low_contrast_edge_follows_through_the_mask_term():
+    """A person the colour of the background: no image change, but the net moves."""
+    bg = np.full((*FRAME, 3), 128, np.uint8)
+    f = TemporalFilter()
+    img, f_prev = _scene(40.0, bg, None, person=(128, 128, 128))
+    f.update_probability(f_prev, img)
+    img, p = _scene(50.0, bg, None, person=(128, 128, 128))
+    out = f.update_probability(p, img)
+    assert np.array_equal(out >= 0.5, p >= 0.5)  # the edge is where the net says
+    big = np.abs(p - f_prev) >= 0.8  # full jumps pass in full
+    assert np.abs(out - p)[big].max() < 1e-6
+
+
+def test_leak_unsticks_a_held_error():
+    bg = _texture()
+    img, mask = _scene(60.0, bg, None)
+    f = TemporalFilter(leak=0.05)
+    wrong = np.clip(mask + 0.2, 0, 1)  # a 0.2 error, inside the deadband
+    f.update_probability(wrong, img)
+    for _ in range(100):
+        out = f.update_probability(mask, img)
+    assert np.abs(out - mask).max() < 0.2 * 0.95**100 + 1e-3
+
+
+def test_reset_forgets_the_state():
+    rng = np.random.default_rng(3)
+    bg = _texture()
+    f = TemporalFilter()
+    img, p = _scene(60.0, bg, rng)
+    f.update_probability(p, img)
+    f.update_probability(np.clip(p + 0.1, 0, 1), img)  # held: differs from the input
+    f.reset()
+    assert f.state.prob is None and f.state.frames == 0
+    q = np.clip(p + 0.1, 0, 1)
+    assert np.array_equal(f.update_probability(q, img), q)
+    assert f.state.frames == 1
+
+
+def test_scene_cut_resets():
+    rng = np.random.default_rng(4)
+    f = TemporalFilter()
+    img_a, p_a = _scene(60.0, _texture(0), rng)
+    for _ in range(5):
+        f.update_probability(p_a, img_a)
+    img_b = 255 - img_a  # a different scene: every place changes a lot
+    p_b = np.clip(p_a + 0.1, 0, 1)  # a change the deadband would hold
+    out = f.update_probability(p_b, img_b)
+    assert np.array_equal(out, p_b)
+    assert f.state.cuts == 1 and f.state.frames == 1
+
+
+def test_size_change_restarts():
+    f = TemporalFilter()
+    img, p = _scene(60.0, _texture(), None)
+    f.update_probability(p, img)
+    q = np.full((36, 64), 0.3, np.float32)
+    assert np.array_equal(f.update_probability(q, img), q)
+
+
+def test_make_temporal_and_bad_arguments():
+    assert make_temporal("off") is None
+    assert isinstance(make_temporal("motion"), TemporalFilter)
+    with pytest.raises(ValueError, match="unknown temporal mode"):
+        make_temporal("ema")
+    with pytest.raises(ValueError):
+        TemporalFilter(mask_lo=0.5, mask_hi=0.2)
+    with pytest.raises(ValueError):
+        TemporalFilter().update_probability(np.zeros((2, 3, 4), np.float32),
+                                            np.zeros((8, 8, 3), np.uint8))
+
+
+def test_config_builds_the_stage():
+    from livebg import build, config
+
+    assert config.Config().temporal.mode == "motion"
+    assert isinstance(build.make_temporal(config.Config()), TemporalFilter)
+    off = config.set_value(config.Config(), "temporal.mode", "off")
+    assert build.make_temporal(off) is None
+    with pytest.raises(config.ConfigError):
+        config.set_value(config.Config(), "temporal.mode", "ema")
+
+
+class _FakeSegmenter:
+    def __init__(self, probs):
+        self.probs = iter(probs)
+
+    def segment(self, image):
+        return Segmentation(probability=next(self.probs))
+
+
+class _RecordingRefiner:
+    def __init__(self):
+        self.seen = []
+
+    def refine(self, image, probability, features=None):
+        self.seen.append(probability)
+        import cv2
+
+        return cv2.resize(probability, (image.shape[1], image.shape[0]))
+
+    def reset(self):
+        pass
+
+
+def test_processor_smooths_the_probability_before_refinement():
+    rng = np.random.default_rng(5)
+    bg = _texture()
+    frames, probs = [], []
+    for _ in range(6):
+        img, mask = _scene(60.0, bg, rng)
+        frames.append(img)
+        probs.append(np.clip(mask + rng.normal(0, 0.03, NET).astype(np.float32), 0, 1))
+    refiner = _RecordingRefiner()
+    stats = StageStats()
+    proc = Processor(_FakeSegmenter(probs), refiner, compositor=None,
+                     temporal=TemporalFilter(), stats=stats)
+    alphas = [proc.alpha(f) for f in frames]
+    assert alphas[0].shape == FRAME
+    assert np.array_equal(refiner.seen[0], probs[0])  # the first frame passes as is
+    assert np.abs(refiner.seen[-1] - refiner.seen[-2]).mean() < \
+        0.3 * np.abs(probs[-1] - probs[-2]).mean()
+    assert stats.summary()["temporal"]["n"] == len(frames)  # one timing per frame
+    proc.reset()
+    assert proc.temporal.state.prob is None
+
+
+def test_full_resolution_step_holds_still_places_and_passes_moving_ones():
+    rng = np.random.default_rng(6)
+    bg = _texture()
+    f = TemporalFilter(alpha_tol=0.1)
+    img, mask = _scene(60.0, bg, rng)
+    import cv2
+
+    full = cv2.resize(mask, (FRAME[1], FRAME[0]))
+    f.update_probability(mask, img)
+    first = f.update(full, img)
+    assert np.array_equal(first, full)  # first frame: passes
+    outs = [first]
+    for _ in range(5):  # still image, refiner jitter of +-0.03 everywhere
+        img, _ = _scene(60.0, bg, rng)
+        f.update_probability(mask, img)
+        noisy = np.clip(full + rng.uniform(-0.03, 0.03, full.shape).astype(np.float32), 0, 1)
+        outs.append(f.update(noisy, img))
+        assert np.abs(outs[-1] - noisy).max() <= 0.1 + 1e-6  # never more than alpha_tol off
+    assert np.abs(outs[-1] - outs[-2]).mean() < 0.002
+    # the person moves: the alpha of the moving edge is this frame's
+    img, mask2 = _scene(70.0, bg, rng)
+    f.update_probability(mask2, img)
+    full2 = cv2.resize(mask2, (FRAME[1], FRAME[0]))
+    out = f.update(full2, img)
+    assert np.array_equal(out >= 0.5, full2 >= 0.5)
