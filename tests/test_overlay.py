@@ -1,0 +1,343 @@
+"""The overlay output: HTTP page + WebSocket frames with alpha, access rules, a real browser."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import cv2
+import numpy as np
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from livebg.overlay import OPAQUE_WARN_AFTER, WINDOW, OverlaySink, decode_frame, encode_frame
+from livebg.sinks import SinkError, open_sink
+
+W, H = 1280, 720
+CHROMIUM = "/usr/bin/chromium"
+# As root Chromium needs --no-sandbox; the rest keep it from calling Google on a closed network.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def disc_frame(w=W, h=H, centre=None, radius=200, color=(40, 60, 220)) -> np.ndarray:
+    """BGRA: a disc of ``color`` with alpha 255 on alpha 0 (whose colour is green, to show leaks)."""
+    img = np.zeros((h, w, 4), np.uint8)
+    img[..., 1] = 255
+    cx, cy = centre or (w // 2, h // 2)
+    cv2.circle(img, (cx, cy), radius, (*color, 255), -1)
+    return img
+
+
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def ws_url(sink: OverlaySink, token: str | None = None) -> str:
+    return f"ws://127.0.0.1:{sink.port}/ws?token={sink.token if token is None else token}"
+
+
+@pytest.fixture
+def sink():
+    with OverlaySink(W, H, 30, port=0) as s:
+        yield s
+
+
+# -- encoding --------------------------------------------------------------------------------
+
+
+def test_frame_carries_colour_and_exact_alpha():
+    img = disc_frame(640, 360, radius=100)
+    img[180, 10:20, 3] = np.arange(10, 110, 10)  # a soft edge survives exactly
+    data = encode_frame(img, 80)
+    assert len(data) < 60_000
+    back = decode_frame(data)
+    assert back.shape == (360, 640, 4)
+    assert np.array_equal(back[..., 3], img[..., 3])
+    assert np.abs(back[180, 320, :3].astype(int) - (40, 60, 220)).max() < 12
+    # BGR frames: opaque everywhere.
+    assert (decode_frame(encode_frame(img[..., :3].copy(), 80))[..., 3] == 255).all()
+
+
+# -- HTTP / WebSocket access without a browser -----------------------------------------------
+
+
+def test_page_needs_the_token(sink):
+    assert sink.url.startswith(f"http://127.0.0.1:{sink.port}/?token=")
+    assert len(sink.token) >= 20
+    assert sink.url in sink.describe()
+    with urllib.request.urlopen(sink.url, timeout=5) as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/html")
+        assert b"livebg overlay" in r.read()
+    base = f"http://127.0.0.1:{sink.port}/"
+    assert http_status(base) == 403
+    assert http_status(base + "?token=wrong") == 403
+    assert http_status(base + "?token=" + sink.token[:-1]) == 403
+    assert http_status(base + "elsewhere?token=" + sink.token) == 404
+
+
+def test_token_from_config_and_random_otherwise():
+    with OverlaySink(64, 48, port=0, token="fixed-token-for-obs-123") as a:
+        assert a.token == "fixed-token-for-obs-123"
+    with OverlaySink(64, 48, port=0) as b, OverlaySink(64, 48, port=0) as c:
+        assert b.token != c.token
+
+
+def test_websocket_refuses_wrong_token_foreign_origin_and_foreign_host(sink):
+    async def status(url, **kw):
+        try:
+            async with connect(url, open_timeout=5, **kw):
+                return 101
+        except InvalidStatus as e:
+            return e.response.status_code
+
+    async def go():
+        own = f"http://127.0.0.1:{sink.port}"
+        assert await status(ws_url(sink), origin=own) == 101
+        assert await status(ws_url(sink)) == 101  # no Origin: not a browser, has the token
+        assert await status(ws_url(sink, "wrong"), origin=own) == 403
+        assert await status(ws_url(sink, ""), origin=own) == 403
+        assert await status(ws_url(sink), origin="http://evil.example") == 403
+        assert await status(ws_url(sink), origin=f"http://127.0.0.1:{sink.port + 1}") == 403
+        # DNS rebinding: a foreign name that resolves to 127.0.0.1.
+        rebound = f"ws://evil.example:{sink.port}/ws?token={sink.token}"
+        assert await status(rebound, host="127.0.0.1", port=sink.port) == 403
+        assert await status(ws_url(sink), additional_headers={"Host": "evil.example"}) == 400
+
+    asyncio.run(go())
+
+
+def test_port_in_use_is_a_clear_error(sink):
+    with pytest.raises(SinkError, match="overlay.port"):
+        OverlaySink(64, 48, port=sink.port)
+
+
+def test_open_sink_dispatches_with_options():
+    with open_sink("overlay", 64, 48, 30, overlay={"port": 0, "max_fps": 10}) as s:
+        assert isinstance(s, OverlaySink) and s.max_fps == 10
+        assert s.describe().startswith("overlay http://127.0.0.1:")
+
+
+def test_contract_checks(sink):
+    with pytest.raises(TypeError):
+        sink.write(np.zeros((H, W, 4), np.float32))
+    with pytest.raises(ValueError):
+        sink.write(np.zeros((H // 2, W, 4), np.uint8))
+
+
+def test_opaque_frames_warn_once(sink, caplog):
+    with caplog.at_level(logging.WARNING, logger="livebg.overlay"):
+        sink.write(np.zeros((H, W, 3), np.uint8))  # one stray BGR frame: no warning
+        sink.write(np.zeros((H, W, 4), np.uint8))
+        for _ in range(OPAQUE_WARN_AFTER * 2):
+            sink.write(np.zeros((H, W, 3), np.uint8))
+    warnings = [r for r in caplog.records if "background.mode: transparent" in r.message]
+    assert len(warnings) == 1
+
+
+def test_slow_client_never_blocks_the_writer_nor_builds_a_backlog():
+    """A client that never acknowledges gets WINDOW frames, then none; write() stays quick."""
+    frames = [disc_frame(centre=(300 + 40 * i, 360)) for i in range(10)]
+    received = []
+    sink = OverlaySink(W, H, port=0, max_fps=1000)  # no practical cap: every write counts
+
+    async def go():
+        async with connect(ws_url(sink)) as ws:
+            while sink.clients == 0:
+                await asyncio.sleep(0.01)
+            t0 = time.perf_counter()
+            for i in range(200):
+                sink.write(frames[i % 10])
+                await asyncio.sleep(0.002)
+            writes = time.perf_counter() - t0
+            try:
+                while True:
+                    received.append(await asyncio.wait_for(ws.recv(), 0.5))
+            except asyncio.TimeoutError:
+                pass
+            return writes
+
+    with sink:
+        writes = asyncio.run(go())
+    assert writes < 3.0  # 200 writes + 200 sleeps of 2 ms; blocking would take far longer
+    assert len(received) == WINDOW
+    assert sink.encoded < 200  # the encoder skipped frames that were already stale
+
+
+def test_acknowledging_client_gets_the_latest_frames(sink):
+    async def go():
+        got = 0
+        async with connect(ws_url(sink)) as ws:
+            while sink.clients == 0:
+                await asyncio.sleep(0.01)
+            for i in range(10):
+                sink.write(disc_frame(centre=(300 + 60 * i, 360)))
+                msg = await asyncio.wait_for(ws.recv(), 5)
+                await ws.send("ack")
+                got += 1
+                alpha = decode_frame(msg)[..., 3]
+                assert alpha[360, 300 + 60 * i] == 255  # this frame's disc, not an old one
+                await asyncio.sleep(1 / 25)
+        return got
+
+    assert asyncio.run(go()) == 10
+
+
+def test_close_ends_connections_and_frees_the_port():
+    s = OverlaySink(64, 48, port=0)
+    port = s.port
+
+    async def go():
+        async with connect(f"ws://127.0.0.1:{port}/ws?token={s.token}") as ws:
+            while s.clients == 0:
+                await asyncio.sleep(0.01)
+            await asyncio.get_running_loop().run_in_executor(None, s.close)
+            with pytest.raises(Exception):
+                await asyncio.wait_for(ws.recv(), 5)
+
+    asyncio.run(go())
+    with OverlaySink(64, 48, port=port) as again:  # a restarted daemon gets the same URL port
+        assert again.port == port
+
+
+# -- in a real browser -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not shutil.which(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium package for the "
+                    "browser tests of the overlay")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright not installed (pip install playwright)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Feeder:
+    """Writes frames to the sink at ``fps`` from a thread, like a pipeline would."""
+
+    def __init__(self, sink, frames, fps=30.0):
+        self.sink, self.frames, self.period = sink, frames, 1.0 / fps
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        t, i = time.perf_counter(), 0
+        while not self._stop.is_set():
+            self.sink.write(self.frames[i % len(self.frames)])
+            i += 1
+            t += self.period
+            time.sleep(max(0.0, t - time.perf_counter()))
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def stats(page) -> dict:
+    return page.evaluate("() => ({...window.livebgOverlay})")
+
+
+READ_PIXELS = """([points]) => {
+  const src = document.getElementById('overlay');
+  const c = document.createElement('canvas');
+  c.width = src.width; c.height = src.height;
+  const ctx = c.getContext('2d');
+  ctx.drawImage(src, 0, 0);
+  return points.map(([x, y]) => Array.from(ctx.getImageData(x, y, 1, 1).data));
+}"""
+
+
+@pytest.mark.slow
+def test_browser_draws_at_least_25_fps_with_real_transparency(browser, sink):
+    frames = [disc_frame(centre=(W // 2 + 8 * i, H // 2)) for i in range(8)]
+    page = browser.new_page(viewport={"width": W, "height": H})
+    try:
+        response = page.goto(sink.url)
+        assert response.status == 200
+        page.wait_for_function("() => window.livebgOverlay && window.livebgOverlay.connected",
+                               timeout=10_000)
+        with Feeder(sink, frames, fps=30):
+            page.wait_for_function("() => window.livebgOverlay.frames > 5", timeout=10_000)
+            first = stats(page)
+            t0 = time.perf_counter()
+            time.sleep(3.0)
+            last = stats(page)
+            seconds = time.perf_counter() - t0
+        fps = (last["frames"] - first["frames"]) / seconds
+        assert fps >= 25, f"page drew {fps:.1f} frames/s (stats {last})"
+        # Software-only WebGL here (SwiftShader): the page picks the cheaper 2D canvas.
+        assert last["renderer"] == "2d"
+        assert (last["width"], last["height"]) == (W, H)
+        assert_disc_over_transparency(page)
+    finally:
+        page.close()
+
+
+def assert_disc_over_transparency(page):
+    # Every frame's disc covers (W/2 + 28, H/2); (20, 20) and 300 px right are far outside.
+    cx, cy = W // 2 + 28, H // 2
+    inside, corner, outside = page.evaluate(READ_PIXELS, [[[cx, cy], [20, 20], [cx + 300, cy]]])
+    assert inside[3] == 255, inside
+    r, g, b = inside[:3]
+    assert abs(r - 220) < 16 and abs(g - 60) < 16 and abs(b - 40) < 16, inside
+    assert corner == [0, 0, 0, 0], corner  # transparent, no green from the frame's colour
+    assert outside == [0, 0, 0, 0], outside
+
+
+@pytest.mark.slow
+def test_browser_webgl_path_draws_the_same_transparency(browser, sink):
+    frames = [disc_frame(centre=(W // 2 + 8 * i, H // 2)) for i in range(8)]
+    page = browser.new_page(viewport={"width": W, "height": H})
+    try:
+        page.goto(sink.url + "&canvas=webgl")
+        page.wait_for_function("() => window.livebgOverlay && window.livebgOverlay.connected",
+                               timeout=10_000)
+        with Feeder(sink, frames, fps=30):
+            page.wait_for_function("() => window.livebgOverlay.frames > 5", timeout=20_000)
+        assert stats(page)["renderer"].startswith("webgl")
+        assert_disc_over_transparency(page)
+    finally:
+        page.close()
+
+
+@pytest.mark.slow
+def test_browser_refuses_wrong_token_and_foreign_origin(browser, sink):
+    page = browser.new_page()
+    try:
+        bad = page.goto(f"http://127.0.0.1:{sink.port}/?token=not-the-token")
+        assert bad.status == 403
+        assert page.goto(f"http://127.0.0.1:{sink.port}/").status == 403
+        # The real page with a wrong token: its WebSocket never opens.
+        page.goto(sink.url.replace("token=", "token=x"))  # 403 page, no script runs
+        # A foreign site that knows the token still cannot open the WebSocket (Origin check).
+        page.route("http://evil.test/**", lambda route: route.fulfill(
+            status=200, content_type="text/html", body="<title>evil</title>"))
+        page.goto("http://evil.test/")
+        result = page.evaluate("""(url) => new Promise(resolve => {
+            const ws = new WebSocket(url);
+            ws.onopen = () => resolve('open');
+            ws.onerror = () => resolve('refused');
+        })""", ws_url(sink))
+        assert result == "refused"
+        assert sink.clients == 0
+    finally:
+        page.close()
