@@ -1,0 +1,341 @@
+"""The settings window: every option the menu has, plus size, rate, blur and login.
+
+It shows the running daemon's settings (or the file's when it is not
+running) and a live preview from the daemon's ``snapshot``. **Apply** sends
+only what changed to :meth:`livebg.tray.app.Tray.apply` (saved to
+config.yaml, then set live); the line at the bottom says what happened,
+in red when something was not saved or not applied.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QColor, QPixmap
+from PySide6.QtWidgets import (QCheckBox, QColorDialog, QComboBox, QFileDialog, QFormLayout,
+                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+                               QSlider, QSpinBox, QVBoxLayout, QWidget)
+
+from livebg.tray import autostart, icons
+from livebg.tray.daemon_link import STOPPED, LinkError, Status, camera_choices
+
+if TYPE_CHECKING:
+    from livebg.tray.app import Tray
+
+log = logging.getLogger(__name__)
+
+MODES = (("blur", "Blur"), ("image", "Picture"), ("video", "Video"), ("color", "Colour"),
+         ("transparent", "Transparent (overlay)"), ("none", "None (camera as is)"))
+SIZES = ((640, 480), (960, 540), (1280, 720), (1920, 1080))
+PREVIEW_W, PREVIEW_H = 320, 180
+PREVIEW_MS = 1500
+
+
+def _select(combo: QComboBox, value: Any) -> None:
+    i = combo.findData(value)
+    if i < 0:
+        combo.addItem(str(value), value)
+        i = combo.count() - 1
+    combo.setCurrentIndex(i)
+
+
+class SettingsWindow(QWidget):
+    """The "livebg settings" window of a :class:`~livebg.tray.app.Tray`."""
+
+    def __init__(self, tray: "Tray", *, autostart_backend: str | None = None):
+        super().__init__()
+        self.tray = tray
+        self.autostart_backend = autostart_backend
+        self._loaded: dict[str, Any] = {}
+        self._autostart_loaded = False
+        self.setWindowTitle("livebg settings")
+        self.setWindowIcon(icons.app_icon())
+
+        # -- status and preview
+        self.state_icon = QLabel()
+        self.state_text = QLabel()
+        self.state_text.setWordWrap(True)
+        self.preview = QLabel("no preview")
+        self.preview.setObjectName("preview")
+        self.preview.setFixedSize(PREVIEW_W, PREVIEW_H)
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview.setStyleSheet("QLabel#preview { background: #202428; color: #9aa0a6; "
+                                   "border-radius: 4px; }")
+
+        # -- background
+        self.mode = QComboBox()
+        for value, label in MODES:
+            self.mode.addItem(label, value)
+        self.blur = QSlider(Qt.Orientation.Horizontal)
+        self.blur.setRange(0, 100)
+        self.blur.setTickInterval(25)
+        self.blur.setTickPosition(QSlider.TickPosition.TicksBelow)
+        self.blur_value = QLabel()
+        self.blur_value.setMinimumWidth(32)
+        self.blur.valueChanged.connect(lambda v: self.blur_value.setText(f"{v / 100:.2f}"))
+        self.image = QLineEdit()
+        self.image.setPlaceholderText("image or video file")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        self.color = QPushButton()
+        self.color.setObjectName("color")
+        self.color.clicked.connect(self._pick_color)
+        self._color = "#00b140"
+        self.fit = QComboBox()
+        self.fit.addItem("Cover (crop)", "cover")
+        self.fit.addItem("Fit (pad with colour)", "fit")
+        self.mode.currentIndexChanged.connect(self._enable)
+
+        bg = QGroupBox("Background")
+        f = QFormLayout(bg)
+        f.addRow("Replace with", self.mode)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("light"))
+        row.addWidget(self.blur, 1)
+        row.addWidget(QLabel("strong"))
+        row.addWidget(self.blur_value)
+        f.addRow("Blur strength", row)
+        row = QHBoxLayout()
+        row.addWidget(self.image, 1)
+        row.addWidget(browse)
+        f.addRow("File", row)
+        f.addRow("Picture fills", self.fit)
+        f.addRow("Colour", self.color)
+
+        # -- camera
+        self.camera = QComboBox()
+        self.camera.setEditable(True)
+        self.camera.setToolTip("a camera index (0, 1, ...) or a device such as /dev/video0")
+        self.size = QComboBox()
+        self.fps = QSpinBox()
+        self.fps.setRange(1, 240)
+        self.fps.setSuffix(" fps")
+        cam = QGroupBox("Camera")
+        f = QFormLayout(cam)
+        f.addRow("Device", self.camera)
+        row = QHBoxLayout()
+        row.addWidget(self.size, 1)
+        row.addWidget(self.fps)
+        f.addRow("Resolution", row)
+
+        # -- quality
+        from livebg.tray.app import choice_labels, choice_name, field_choices
+
+        self.net = QComboBox()
+        labels = {"auto": "Auto (by frame shape)", "landscape": "Landscape (256x144, faster)",
+                  "square": "Square (256x256)"}
+        for name in field_choices("model.name"):
+            self.net.addItem(labels.get(name, name), name)
+        self.refine = QComboBox()
+        for mode, about in choice_labels("refine.mode").items():
+            self.refine.addItem(f"{choice_name(mode)} ({about})" if about else choice_name(mode),
+                                mode)
+        quality = QGroupBox("Quality")
+        f = QFormLayout(quality)
+        f.addRow("Network", self.net)
+        f.addRow("Refinement", self.refine)
+
+        # -- login, message, buttons
+        self.login = QCheckBox("Start livebg at login")
+        self.message = QLabel()
+        self.message.setObjectName("message")
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.apply_button = QPushButton("Apply")
+        self.apply_button.setDefault(True)
+        self.apply_button.clicked.connect(self.apply)
+        close = QPushButton("Close")
+        close.clicked.connect(self.close)
+
+        left = QVBoxLayout()
+        left.addWidget(bg)
+        left.addWidget(cam)
+        left.addWidget(quality)
+        left.addWidget(self.login)
+        right = QVBoxLayout()
+        head = QHBoxLayout()
+        head.addWidget(self.state_icon)
+        head.addWidget(self.state_text, 1)
+        right.addLayout(head)
+        right.addWidget(self.preview)
+        self.pause_button = QPushButton()
+        self.pause_button.clicked.connect(self._pause_clicked)
+        right.addWidget(self.pause_button)
+        right.addStretch(1)
+        body = QHBoxLayout()
+        body.addLayout(left, 1)
+        body.addLayout(right)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.message, 1)
+        buttons.addWidget(self.apply_button)
+        buttons.addWidget(close)
+        outer = QVBoxLayout(self)
+        outer.addLayout(body)
+        outer.addLayout(buttons)
+
+        self.preview_timer = QTimer(self)
+        self.preview_timer.timeout.connect(self.update_preview)
+        tray.state_changed.connect(self.show_state)
+        tray.message.connect(self.show_message)
+        self.show_state(tray.status)
+
+    # ------------------------------------------------------------ values
+
+    def load(self) -> None:
+        """Fill the form from the daemon (or the file)."""
+        cfg = self.tray.values()
+        bg = cfg.background
+        _select(self.mode, bg.mode)
+        self.blur.setValue(round(bg.blur * 100))
+        self.blur_value.setText(f"{bg.blur:.2f}")
+        self.image.setText(bg.image)
+        _select(self.fit, bg.fit)
+        self._set_color(bg.color)
+        self.camera.clear()
+        for value, label in camera_choices():
+            self.camera.addItem(label, value)
+        _select(self.camera, cfg.camera.device)
+        self.size.clear()
+        for w, h in SIZES:
+            self.size.addItem(f"{w} x {h}", f"{w}x{h}")
+        _select(self.size, f"{cfg.camera.width}x{cfg.camera.height}")
+        self.fps.setValue(cfg.camera.fps)
+        _select(self.net, cfg.model.name)
+        _select(self.refine, cfg.refine.mode)
+        self._loaded = self.collect()
+        self._autostart_loaded = autostart.is_enabled(self.autostart_backend)
+        self.login.setChecked(self._autostart_loaded)
+        use = self.autostart_backend or autostart.backend()
+        self.login.setToolTip("systemctl --user enable livebg.service" if use == "systemd"
+                              else f"writes {autostart.desktop_path()}")
+        problem = self.tray.config_problem()
+        if problem:
+            self.show_message(f"{problem} - changes apply until livebg restarts, but are not "
+                              "saved", True)
+        self._enable()
+
+    def collect(self) -> dict[str, Any]:
+        """The form as dotted configuration keys."""
+        size = (self.size.currentData() or "1280x720").split("x")
+        text = self.camera.currentText().strip()
+        device = self.camera.currentData() if self.camera.findText(text) >= 0 else text
+        return {
+            "background.mode": self.mode.currentData(),
+            "background.blur": round(self.blur.value() / 100, 2),
+            "background.image": self.image.text().strip(),
+            "background.fit": self.fit.currentData(),
+            "background.color": self._color,
+            "camera.device": str(device or "0"),
+            "camera.width": int(size[0]),
+            "camera.height": int(size[1]),
+            "camera.fps": self.fps.value(),
+            "model.name": self.net.currentData(),
+            "refine.mode": self.refine.currentData(),
+        }
+
+    def changes(self) -> dict[str, Any]:
+        now = self.collect()
+        return {k: v for k, v in now.items() if self._loaded.get(k) != v}
+
+    def apply(self) -> bool:
+        """Save and apply what changed; True when all of it worked."""
+        ok = True
+        changes = self.changes()
+        if changes:
+            ok = self.tray.apply(changes)
+            if ok:
+                self._loaded.update(changes)
+        if self.login.isChecked() != self._autostart_loaded:
+            try:
+                done = autostart.set_enabled(self.login.isChecked(), self.autostart_backend)
+                self._autostart_loaded = self.login.isChecked()
+                log.info("start at login: %s", done)
+                if ok:
+                    self.show_message(("saved and applied; " if changes else "") + done, False)
+            except autostart.AutostartError as e:
+                self.show_message(str(e), True)
+                ok = False
+        elif not changes:
+            self.show_message("nothing changed", False)
+        return ok
+
+    # ------------------------------------------------------------ view
+
+    def show_state(self, status: Status) -> None:
+        self.state_icon.setPixmap(icons.pixmap(status.state, 32))
+        self.state_text.setText(f"<b>livebg</b><br>{status.text}")
+        self.pause_button.setText("Start livebg" if status.state == STOPPED else
+                                  "Resume" if status.paused else "Pause")
+
+    def show_message(self, text: str, error: bool) -> None:
+        self.message.setStyleSheet("color: #c62828;" if error else "color: #2e7d32;")
+        self.message.setText(text)
+
+    def update_preview(self) -> bool:
+        """Fetch the daemon's current output; False (and a note) when there is none."""
+        if self.tray.status.state == STOPPED:
+            self.preview.setPixmap(QPixmap())
+            self.preview.setText("livebg is not running")
+            return False
+        try:
+            png = self.tray.link.snapshot()
+        except LinkError as e:
+            self.preview.setPixmap(QPixmap())
+            self.preview.setText(f"no preview\n{e}")
+            return False
+        pm = QPixmap()
+        pm.loadFromData(png, "PNG")
+        self.preview.setPixmap(pm.scaled(PREVIEW_W, PREVIEW_H,
+                                         Qt.AspectRatioMode.KeepAspectRatio,
+                                         Qt.TransformationMode.SmoothTransformation))
+        return True
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self.update_preview()
+        self.preview_timer.start(PREVIEW_MS)
+
+    def hideEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.preview_timer.stop()
+        super().hideEvent(event)
+
+    def _enable(self) -> None:
+        mode = self.mode.currentData()
+        self.blur.setEnabled(mode == "blur")
+        self.image.setEnabled(mode in ("image", "video"))
+        self.fit.setEnabled(mode in ("image", "video"))
+        self.color.setEnabled(mode == "color" or (mode in ("image", "video")
+                                                  and self.fit.currentData() == "fit"))
+
+    def _set_color(self, value: str) -> None:
+        self._color = value
+        self.color.setText(value)
+        text = "#000000" if QColor(value).lightness() > 140 else "#ffffff"
+        self.color.setStyleSheet(f"QPushButton#color {{ background: {value}; color: {text}; }}"
+                                 "QPushButton#color:disabled { background: palette(button); "
+                                 "color: palette(mid); }")
+
+    def _pick_color(self) -> None:
+        c = QColorDialog.getColor(QColor(self._color), self, "Background colour")
+        if c.isValid():
+            self._set_color(c.name())
+
+    def _browse(self) -> None:
+        from livebg.tray.app import backgrounds_dir, file_filter, media_kind
+
+        start = self.image.text() or str(backgrounds_dir())
+        name, _ = QFileDialog.getOpenFileName(self, "Background image or video", start,
+                                              file_filter())
+        if name:
+            self.image.setText(name)
+            kind = media_kind(name)
+            if kind:
+                _select(self.mode, kind)
+
+    def _pause_clicked(self) -> None:
+        if self.tray.status.state == STOPPED:
+            self.tray.start_daemon()
+        else:
+            self.tray.set_paused(not self.tray.status.paused)
