@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from livebg.refine import MODES, make_refiner
+from livebg.refine import make_refiner
 
 
 
@@ -40,19 +40,61 @@ def edge_position(alpha: np.ndarray) -> float:
     return float(np.mean(pos))
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("shape", [(720, 1280), (721, 1279), (37, 53), (8, 8), (240, 180)])
-def test_output_contract(mode, shape):
+GRID = {"superpixels": "grid", "non_local": 0.0}
+SLIC = {"superpixels": "slic", "non_local": 0.0}
+# every option of the sss refiner, alone and together
+OPTIONS = {
+    "none": ("none", {}),
+    "guided": ("guided", {}),
+    "sss": ("sss", {}),
+    "grid": ("sss", GRID),
+    "grid+semantic": ("sss", {**GRID, "semantic": True}),
+    "grid+nonlocal": ("sss", {**GRID, "non_local": 0.05}),
+    "slic": ("sss", SLIC),
+    "slic-soft": ("sss", {**SLIC, "soft_tau": 32.0}),
+    "slic+semantic": ("sss", {**SLIC, "semantic": True}),
+    "slic+nonlocal": ("sss", {**SLIC, "non_local": 0.05, "non_local_band": 1.0}),
+    "slic+eigen": ("sss", {**SLIC, "eigen": 8}),
+    "slic-eigen-only": ("sss", {**SLIC, "eigen": 8, "eigen_only": True}),
+    "slic+all": ("sss", {**SLIC, "semantic": True, "non_local": 0.05, "eigen": 8}),
+}
+
+
+def make(variant):
+    mode, opts = OPTIONS[variant]
+    return make_refiner(mode, **opts)
+
+
+SMALL = [(37, 53), (8, 8), (240, 180)]
+LARGE = [(720, 1280), (721, 1279)]
+
+
+@pytest.mark.parametrize("variant", sorted(OPTIONS))
+@pytest.mark.parametrize("shape", LARGE + SMALL)
+def test_output_contract(variant, shape):
+    if shape in LARGE and variant not in ("none", "guided", "sss", "slic", "slic+all",
+                                          "grid+nonlocal"):
+        pytest.skip("large frames: a few variants are enough")
+    mode, opts = OPTIONS[variant]
     rng = np.random.default_rng(1)
     img = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
     prob = rng.random((36, 64), dtype=np.float32)
     feats = rng.random((18, 32, 16), dtype=np.float32)
-    r = make_refiner(mode)
-    for _ in range(2):  # cold, then warm
+    r = make_refiner(mode, **opts)
+    for _ in range(3):  # cold, then warm
         a = r.refine(img, prob, feats)
         assert a.shape == shape and a.dtype == np.float32
         assert np.isfinite(a).all() and a.min() >= 0.0 and a.max() <= 1.0
     assert isinstance(r.timings(), dict)
+    a = r.refine(img, prob, None)  # features are optional for every option
+    assert a.shape == shape and np.isfinite(a).all()
+
+
+def test_bad_options():
+    with pytest.raises(ValueError, match="slic"):
+        make_refiner("sss", superpixels="hexagons")
+    with pytest.raises(ValueError, match="eigen"):
+        make_refiner("sss", eigen_only=True)
 
 
 def test_unknown_mode():
@@ -72,11 +114,20 @@ def test_edge_moves_towards_true_edge(mode):
     assert err_out < (0.5 if mode == "sss" else 0.8) * err_in
 
 
-def test_semantic_features_accepted():
+@pytest.mark.parametrize("variant", ["slic", "slic+nonlocal", "grid+nonlocal", "slic+eigen"])
+def test_edge_moves_towards_true_edge_options(variant):
+    img, prob, edge = soft_edge_scene()
+    base = make_refiner("none").refine(img, prob)
+    a = make(variant).refine(img, prob)
+    assert abs(edge_position(a) - edge) < 0.5 * abs(edge_position(base) - edge)
+
+
+@pytest.mark.parametrize("variant", ["grid+semantic", "slic+semantic"])
+def test_semantic_features_accepted(variant):
     img, prob, edge = soft_edge_scene()
     feats = np.zeros((36, 64, 16), np.float32)
     feats[:, :30, :] = 1.0
-    a = make_refiner("sss", semantic=True).refine(img, prob, feats)
+    a = make(variant).refine(img, prob, feats)
     assert abs(edge_position(a) - edge) < 3.0
 
 
@@ -88,6 +139,17 @@ def test_confident_regions_preserved():
     a = make_refiner("sss").refine(img, prob)
     assert a[:, :240].min() > 0.97   # far inside: still person
     assert a[:, 400:].max() < 0.03   # far outside: still background
+
+
+def test_slic_warm_start_converges():
+    img, prob, _ = soft_edge_scene()
+    r = make_refiner("sss", superpixels="slic")
+    first = r.refine(img, prob)
+    for _ in range(5):
+        warm = r.refine(img, prob)
+    assert r.state.changed < 0.01       # labels settle on a repeated frame
+    assert r.state.residual < 1e-2
+    assert np.abs(warm - first).mean() < 0.01
 
 
 def test_warm_start_converges_to_cold():
@@ -104,22 +166,194 @@ def test_warm_start_converges_to_cold():
     assert warm_r.state.residual < 1e-3
 
 
-def test_reset_equals_fresh():
+@pytest.mark.parametrize("variant", ["grid", "slic+all"])
+def test_reset_equals_fresh(variant):
     img, prob, _ = soft_edge_scene()
+    feats = np.random.default_rng(3).random((18, 32, 16), dtype=np.float32)
     other = np.ascontiguousarray(img[:, ::-1])
-    r = make_refiner("sss")
-    r.refine(other, prob[:, ::-1].copy())
-    r.refine(other, prob[:, ::-1].copy())
+    r = make(variant)
+    r.refine(other, prob[:, ::-1].copy(), feats)
+    r.refine(other, prob[:, ::-1].copy(), feats)
     r.reset()
-    assert r.state.alpha_nodes is None
-    np.testing.assert_array_equal(r.refine(img, prob), make_refiner("sss").refine(img, prob))
+    assert r.state.alpha_nodes is None and r.state.centres is None
+    assert r.state.eigvecs is None and r.state.knn is None
+    np.testing.assert_array_equal(r.refine(img, prob, feats),
+                                  make(variant).refine(img, prob, feats))
 
 
-def test_timings_report_substeps():
+@pytest.mark.parametrize("variant, extra", [("grid", set()), ("slic", {"superpixels"}),
+                                            ("slic+eigen", {"superpixels", "eigen"})])
+def test_timings_report_substeps(variant, extra):
     img, prob, _ = soft_edge_scene()
-    r = make_refiner("sss")
+    r = make(variant)
     r.refine(img, prob)
-    assert set(r.timings()) == {"downsample", "graph", "solve", "upsample"}
+    assert set(r.timings()) == {"downsample", "graph", "solve", "upsample"} | extra
+
+
+# ---------------------------------------------------------------------------
+# The parts: superpixels, graphs, solves, eigenvectors
+
+
+def slic_scene(h=90, w=160, n=300, iters=4):
+    from livebg.refine import superpixels as spx
+    from livebg.refine.guided import downsample
+
+    img, prob, _ = soft_edge_scene()
+    rng = np.random.default_rng(4)
+    stripes = (np.indices(img.shape[:2]).sum(0) % 97 < 40)[..., None]
+    img = np.clip(img.astype(int) + (rng.random((1, 1, 3)) * 60).astype(int) * stripes,
+                  0, 255).astype(np.uint8)
+    lab = cv2.cvtColor(downsample(img, (w, h)), cv2.COLOR_BGR2Lab)
+    p = cv2.resize(prob, (w, h))
+    gy, gx = spx.cell_grid(h, w, n)
+    cen = spx.init_centres(lab, gy, gx)
+    labels = np.full((h, w), -1, np.int32)
+    m2 = np.float32((10.0 / np.sqrt(h * w / (gy * gx))) ** 2)
+    pbar, count, changed = spx.slic(lab, p, cen, gy, gx, m2, iters, labels)
+    return lab, p, cen, labels, pbar, count, (gy, gx, m2)
+
+
+def test_slic_labels_cover_the_frame():
+    lab, p, cen, labels, pbar, count, (gy, gx, _) = slic_scene()
+    n = gy * gx
+    assert 250 <= n <= 350
+    assert labels.min() >= 0 and labels.max() < n
+    assert count.sum() == labels.size
+    assert np.array_equal(np.bincount(labels.ravel(), minlength=n), count)
+    assert (count > 0).mean() > 0.95          # almost no superpixel is empty
+    assert ((pbar >= 0) & (pbar <= 1)).all()
+    # every superpixel's centre sits among its own pixels' positions
+    ys, xs = np.indices(labels.shape)
+    k = int(np.argmax(count))
+    assert abs(ys[labels == k].mean() - cen[k, 3]) < 1e-3
+
+
+def test_slic_warm_start_on_the_same_frame_converges():
+    from livebg.refine import superpixels as spx
+
+    lab, p, cen, labels, _, _, (gy, gx, m2) = slic_scene(iters=4)
+    changes = []
+    for _ in range(6):  # warm iterations on the same frame
+        before = labels.copy()
+        _, _, changed = spx.slic(lab, p, cen, gy, gx, m2, 1, labels)
+        changes.append(changed)
+        assert changed == int((before != labels).sum())
+    assert changes[-1] <= changes[0]
+    assert changes[-1] < 0.005 * labels.size  # labels stay put
+
+
+def test_slic_soft_assignment_interpolates():
+    from livebg.refine import superpixels as spx
+
+    lab, _, cen, labels, _, _, (gy, gx, m2) = slic_scene()
+    a_nodes = np.random.default_rng(5).random(gy * gx).astype(np.float32)
+    out = np.empty(labels.shape, np.float32)
+    hard = spx.hard_assign(labels, a_nodes, out.copy())
+    np.testing.assert_array_equal(hard, a_nodes[labels])
+    nearly_hard = spx.soft_assign(lab, cen, gy, gx, m2, np.float32(1e-4), a_nodes, out.copy())
+    # the nearest (moved) centre: labels were assigned before the last centre update
+    assert (np.abs(nearly_hard - hard) < 1e-4).mean() > 0.95
+    soft = spx.soft_assign(lab, cen, gy, gx, m2, np.float32(1e4), a_nodes, out.copy())
+    assert soft.min() >= a_nodes.min() - 1e-6 and soft.max() <= a_nodes.max() + 1e-6
+    assert soft.std() < hard.std()
+
+
+def _dense(csr, n):
+    import scipy.sparse as sp
+
+    return sp.csr_matrix((csr[2], csr[1], csr[0]), shape=(n, n)).toarray()
+
+
+def slic_graph(non_local=True):
+    from livebg.refine import superpixels as spx
+    from livebg.refine.graph import build_csr, slot_weights
+    from livebg.refine.nonlocal_edges import colour_knn, knn_weights
+
+    lab, p, cen, labels, pbar, _, (gy, gx, _) = slic_scene()
+    h, w = labels.shape
+    slots = slot_weights(cen, spx.boundary_slots(labels, gx), gx, np.float32(4.0),
+                         np.float32(np.sqrt(h * w / (gy * gx))))
+    idx = np.full((gy * gx, 4), -1, np.int32)
+    if non_local:
+        colour_knn(cen, gy, gx, h, w, np.float32(0.2), idx, np.arange(gy * gx))
+    csr = build_csr(slots, gx, idx, knn_weights(cen, idx, np.float32(4.0), np.float32(0.05)))
+    return csr, pbar, cen, (gy, gx, h, w), idx
+
+
+def test_graph_is_symmetric_with_non_local_edges():
+    csr, pbar, cen, (gy, gx, h, w), idx = slic_graph()
+    n = gy * gx
+    m = _dense(csr, n)
+    np.testing.assert_allclose(m, m.T, atol=1e-7)
+    assert np.all(np.diag(m) == 0) and m.min() >= 0
+    # the non-local lists: within the radius, not self, nearest in colour first
+    for a in range(0, n, 7):
+        got = [b for b in idx[a] if b >= 0]
+        assert a not in got
+        for b in got:
+            assert np.hypot(*(cen[a, 3:] - cen[b, 3:])) <= 0.2 * max(h, w) + 1e-3
+        d = [np.sum((cen[a, :3] - cen[b, :3]) ** 2) for b in got]
+        assert d == sorted(d)
+    assert (idx >= 0).any()
+
+
+def test_csr_solve_matches_grid_stencil():
+    from livebg.refine import superpixels as spx
+    from livebg.refine.graph import build_csr, grid_weights
+    from livebg.refine.solve import solve_confidence, solve_confidence_csr
+
+    rng = np.random.default_rng(6)
+    lab = (rng.random((20, 30, 3)) * 50).astype(np.float32)
+    p = rng.random((20, 30)).astype(np.float32)
+    conf = (np.abs(2 * p - 1) ** 4).astype(np.float32)
+    wgt = grid_weights(lab, np.zeros((1, 1, 0), np.float32), np.float32(20.0), np.float32(1.0),
+                       np.float32(np.sqrt(0.5)))
+    no = (np.zeros((0, 0), np.int32), np.zeros((0, 0), np.float32))
+    csr = build_csr(spx.grid_slots(wgt), 30, *no)
+    a1, _ = solve_confidence(wgt, conf, p, p, 1.0, 40)
+    a2, _ = solve_confidence_csr(*csr, conf.ravel(), p.ravel(), p.ravel(), np.float32(1.0), 40)
+    np.testing.assert_allclose(a1.ravel(), a2, atol=1e-4)
+    # extra (non-local) edges: stencil + sparse part == one general CSR graph
+    idx = rng.integers(0, 600, (600, 3)).astype(np.int32)
+    idx[idx == np.arange(600)[:, None]] = -1
+    wts = (rng.random((600, 3)) * 0.1).astype(np.float32)
+    extra = build_csr(np.zeros((600, 0), np.float32), 30, idx, wts)
+    full = build_csr(spx.grid_slots(wgt), 30, idx, wts)
+    a3, _ = solve_confidence(wgt, conf, p, p, 1.0, 60, extra)
+    a4, _ = solve_confidence_csr(*full, conf.ravel(), p.ravel(), p.ravel(), np.float32(1.0), 60)
+    np.testing.assert_allclose(a3.ravel(), a4, atol=1e-4)
+    assert np.abs(a3 - a1).max() > 1e-3  # the extra edges do something
+
+
+def test_tracked_eigenvectors():
+    from livebg.refine import eigen as eg
+
+    csr, pbar, _, (gy, gx, _, _), _ = slic_graph()
+    n, k = gy * gx, 8
+    v_true, lam_true = eg.fresh_eigenvectors(*csr, k)
+    assert lam_true[0] < 1e-6 and np.all(np.diff(lam_true) >= -1e-9)
+    # the next frame: the same graph, slightly perturbed; track from the old vectors
+    rng = np.random.default_rng(7)
+    data2 = (csr[2] * (1 + 0.05 * rng.random(csr[2].shape))).astype(np.float32)
+    m = _dense((csr[0], csr[1], data2), n)
+    m = 0.5 * (m + m.T)
+    import scipy.sparse as sp
+
+    s = sp.csr_matrix(m)
+    csr2 = (s.indptr.astype(np.int64), s.indices.astype(np.int32), s.data.astype(np.float32))
+    v_fresh, lam_fresh = eg.fresh_eigenvectors(*csr2, k)
+    v, lam = v_true, None
+    for _ in range(3):  # three frames of tracking
+        v, lam = eg.track_eigenvectors(*csr2, v)
+    np.testing.assert_allclose(v.T @ v, np.eye(k), atol=1e-8)       # orthonormal
+    np.testing.assert_allclose(lam, lam_fresh, atol=2e-3)           # same eigenvalues
+    sv = np.linalg.svd(v_fresh[:, :k - 1].T @ v, compute_uv=False)  # same subspace
+    assert sv.min() > 0.99
+    # the fit reproduces a probability that the eigenvectors can draw
+    dis = eg.degree_scale(csr2[0], csr2[2])
+    target = np.clip((v_fresh * dis[:, None])[:, :3] @ np.array([0.5, 2.0, -1.0]), 0, 1)
+    fit = eg.fit_to_probability(v, dis, target, np.ones(n, np.float32))
+    assert np.abs(fit - target).mean() < 0.02
 
 
 def test_sss_beats_none_on_dev_photos(portraits):
@@ -140,3 +374,31 @@ def test_sss_beats_none_on_dev_photos(portraits):
     sss = np.mean(scores["sss"], axis=0)
     assert sss[0] > none[0]          # boundary IoU
     assert sss[1] >= none[1] - 1e-3  # IoU not lower
+
+
+@pytest.mark.parametrize("mode, superpixels, semantic, features", [
+    ("sss", "grid", False, False), ("sss", "slic", True, True),
+    ("guided", "grid", True, False), ("none", "slic", False, False)])
+def test_config_builds_refiner_and_asks_for_features_only_when_used(
+        monkeypatch, mode, superpixels, semantic, features):
+    import livebg.build as build
+    from livebg.config import Config
+
+    cfg = Config()
+    cfg.refine.mode, cfg.refine.superpixels, cfg.refine.semantic = mode, superpixels, semantic
+    asked = {}
+    monkeypatch.setattr(build, "Segmenter", lambda name, **kw: asked.update(kw) or object())
+    build.make_segmenter(cfg, 1280, 720)
+    assert asked["features"] is features
+    r = build.make_refiner(cfg)
+    assert r.name == mode
+    if mode == "sss":
+        assert (r.superpixels, r.semantic) == (superpixels, semantic)
+
+
+def test_config_defaults_match_refiner_defaults():
+    from livebg.config import Config
+    from livebg.refine.sss import SSSRefiner
+
+    cfg, r = Config().refine, SSSRefiner()
+    assert (cfg.superpixels, cfg.semantic) == (r.superpixels, r.semantic)

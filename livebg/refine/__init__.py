@@ -8,8 +8,11 @@ Refiners are made by name with :func:`make_refiner`:
 
 * ``none``: the net's probability, bilinearly upsampled;
 * ``guided``: a colour fast guided filter (:mod:`livebg.refine.guided`);
-* ``sss``: a graph-regularised matte on a superpixel grid with colour and
-  semantic affinities, then the guided filter (:mod:`livebg.refine.sss`).
+* ``sss``: a graph-regularised matte on superpixels (a regular grid by
+  default, or SLIC-like superpixels) with colour, non-local colour and
+  optionally semantic affinities, then the guided filter
+  (:mod:`livebg.refine.sss`; its keyword options are measured one by one in
+  ``scripts/ablation_refine.py``).
 """
 
 from __future__ import annotations
