@@ -86,12 +86,141 @@ def measure_pipeline(cfg: Config, clip: Path, frames: int) -> dict[str, float]:
             "cpu_cores": cpu / result.seconds if result.seconds else 0.0}
 
 
-def run(cfg: Config, *, frames: int = 300, width: int = 1280, height: int = 720) -> dict:
+def _proc_status() -> dict[str, int]:
+    """Resident memory (KiB) and thread count of this process, from /proc."""
+    out = {}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "Threads"):
+                out[key] = int(value.split()[0])
+    except OSError:
+        pass
+    return out
+
+
+def _daemon(cfg: Config, clip: Path, *, live: bool, max_frames: int | None = None):
+    """The daemon's engine on ``clip`` into a null sink: paced like a camera when ``live``."""
+    from livebg.daemon import Daemon, PacedSource
+
+    def source(_cfg, is_live):
+        src = VideoFileSource(clip, loop=True)
+        return PacedSource(src) if is_live else src
+
+    return Daemon(cfg, realtime=live, max_frames=max_frames, source_factory=source,
+                  sink_factory=lambda _c, w, h, _f: [NullSink(w, h)], control=False,
+                  watch_config=False)
+
+
+def _run_in_thread(d):
+    import threading
+
+    t = threading.Thread(target=d.run, name="livebg-bench-daemon", daemon=True)
+    t.start()
+    return t
+
+
+def _wait_frames(d, n: int, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while d.stats.frames < n and time.monotonic() < end and not d.stopping:
+        time.sleep(0.005)
+
+
+def measure_daemon(cfg: Config, clip: Path, frames: int) -> dict[str, float]:
+    """The daemon's threaded pipeline, file -> null sink, unthrottled (after 20 warm-up frames)."""
+    d = _daemon(cfg, clip, live=False, max_frames=frames + 20)
+    t = _run_in_thread(d)
+    _wait_frames(d, 20)
+    d.reset_stats(window=max(300, frames))
+    f0, t0, cpu0 = d.stats.frames, time.perf_counter(), time.process_time()
+    t.join()
+    seconds = time.perf_counter() - t0
+    n = d.stats.frames - f0
+    cpu = time.process_time() - cpu0
+    return {"frames": n, "seconds": seconds, "fps": n / seconds if seconds else 0.0,
+            "cpu_cores": cpu / seconds if seconds else 0.0}
+
+
+def measure_paced(cfg: Config, clip: Path, seconds: float, *, sample_every: float = 0.0,
+                  progress=None, window: int = 9000) -> dict:
+    """The daemon at the camera's pace (30 fps, frames stamped on delivery) for ``seconds``.
+
+    Returns capture-to-output latency (over the last ``window`` frames), CPU
+    use (cores busy: process CPU time over wall time), and with
+    ``sample_every`` a series of (seconds, RSS KiB, threads) samples for the
+    soak test.
+    """
+    d = _daemon(cfg, clip, live=True)
+    t = _run_in_thread(d)
+    _wait_frames(d, 30)
+    d.reset_stats(window=window)  # timings from here on, after the warm-up
+    f0, t0, cpu0 = d.stats.frames, time.perf_counter(), time.process_time()
+    samples = []
+    next_sample = 0.0
+    while (elapsed := time.perf_counter() - t0) < seconds and t.is_alive():
+        if sample_every and elapsed >= next_sample:
+            st = _proc_status()
+            samples.append((round(elapsed, 1), st.get("VmRSS", 0), st.get("Threads", 0)))
+            next_sample += sample_every
+            if progress:
+                progress(samples[-1], d.stats)
+        time.sleep(min(0.2, max(0.0, seconds - elapsed)))
+    wall = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    summary = d.stats.summary()
+    frames = d.stats.frames - f0
+    d.stop()
+    t.join(timeout=5)
+    st = _proc_status()
+    samples.append((round(wall, 1), st.get("VmRSS", 0), st.get("Threads", 0)))
+    lat = summary.pop("latency", {"p50": float("nan"), "p95": float("nan"), "n": 0})
+    out = {"seconds": wall, "frames": frames, "fps": frames / wall if wall else 0.0,
+           "latency_ms": {"p50": lat["p50"], "p95": lat["p95"]},
+           "cpu_cores": cpu / wall if wall else 0.0, "dropped": d.stats.dropped,
+           "stages_ms": summary}
+    if d.errors:
+        out["error"] = repr(d.errors[0])
+    if sample_every:
+        out["samples"] = samples
+    return out
+
+
+def soak(cfg: Config, seconds: float, *, width: int = 1280, height: int = 720,
+         sample_every: float = 10.0, warmup: float = 60.0) -> dict:
+    """A long paced run: resident memory and thread count over time.
+
+    Growth is measured from the first sample after ``warmup`` seconds (caches,
+    allocator pools and JIT code settle in the first minute) to the end.
+    """
+    import logging
+
+    log = logging.getLogger("livebg.bench")
+    with tempfile.TemporaryDirectory(prefix="livebg-soak-") as tmp:
+        clip = render_clip(Path(tmp) / "sample.mp4", width, height, 120)
+        r = measure_paced(cfg, clip, seconds, sample_every=sample_every,
+                          progress=lambda s, st: log.warning("soak t=%ss rss=%d KiB threads=%d "
+                                                             "frames=%d", s[0], s[1], s[2],
+                                                             st.frames))
+    samples = r["samples"]
+    base = next((s for s in samples if s[0] >= warmup), samples[0])
+    end = samples[-2] if len(samples) > 1 else samples[-1]  # last sample while running
+    r["rss_kib"] = {"start": samples[0][1], "after_warmup": base[1], "end": end[1],
+                    "max": max(s[1] for s in samples[:-1] or samples)}
+    r["rss_growth_pct"] = 100.0 * (end[1] - base[1]) / base[1] if base[1] else float("nan")
+    r["threads"] = {"after_warmup": base[2], "end": end[2],
+                    "max": max(s[2] for s in samples[:-1] or samples)}
+    return r
+
+
+def run(cfg: Config, *, frames: int = 300, width: int = 1280, height: int = 720,
+        paced: float = 10.0) -> dict:
     """All measurements as a JSON-ready dict."""
     with tempfile.TemporaryDirectory(prefix="livebg-bench-") as tmp:
         clip = render_clip(Path(tmp) / "sample.mp4", width, height, 120)
         stages = measure_stages(cfg, clip, frames)
         pipe = measure_pipeline(cfg, clip, frames)
+        daemon = measure_daemon(cfg, clip, frames)
+        paced_r = measure_paced(cfg, clip, paced) if paced else None
     from livebg.build import make_segmenter
 
     seg = make_segmenter(cfg, width, height)
@@ -105,6 +234,8 @@ def run(cfg: Config, *, frames: int = 300, width: int = 1280, height: int = 720)
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "stages_ms": stages,
         "pipeline": pipe,
+        "daemon": daemon,
+        "paced": paced_r,
     }
 
 
@@ -122,11 +253,37 @@ def format_table(r: dict) -> str:
     lines += ["-" * 40,
               f"pipeline (threaded, file -> null sink): {p['fps']:.1f} frames/s over "
               f"{p['frames']} frames, {p['cpu_cores']:.2f} cores busy"]
+    d = r.get("daemon")
+    if d:
+        lines.append(f"daemon (threaded, file -> null sink, unthrottled): {d['fps']:.1f} frames/s "
+                     f"over {d['frames']} frames, {d['cpu_cores']:.2f} cores busy")
+    q = r.get("paced")
+    if q:
+        lines.append(f"daemon paced like a camera ({q['fps']:.1f} frames/s for "
+                     f"{q['seconds']:.0f} s): capture-to-output latency {q['latency_ms']['p50']:.1f} ms p50, "
+                     f"{q['latency_ms']['p95']:.1f} ms p95; CPU {q['cpu_cores'] * 100:.0f} % "
+                     f"of one core; {q['dropped']} frames dropped")
     return "\n".join(lines)
 
 
+def format_soak(r: dict) -> str:
+    rss, th = r["rss_kib"], r["threads"]
+    return (f"soak: {r['seconds']:.0f} s paced, {r['frames']} frames ({r['fps']:.1f}/s), "
+            f"{r['dropped']} dropped; resident memory {rss['after_warmup'] / 1024:.1f} MiB after "
+            f"warm-up -> {rss['end'] / 1024:.1f} MiB at the end ({r['rss_growth_pct']:+.2f} %), "
+            f"max {rss['max'] / 1024:.1f} MiB; threads {th['after_warmup']} -> {th['end']} "
+            f"(max {th['max']}); latency p50 {r['latency_ms']['p50']:.1f} ms, "
+            f"p95 {r['latency_ms']['p95']:.1f} ms; CPU {r['cpu_cores'] * 100:.0f} % of one core")
+
+
 def main(cfg: Config, *, frames: int = 300, as_json: bool = False, width: int = 1280,
-         height: int = 720) -> int:
-    result = run(cfg, frames=frames, width=width, height=height)
+         height: int = 720, paced: float = 10.0, soak_seconds: float = 0.0) -> int:
+    if soak_seconds:
+        result = soak(cfg, soak_seconds, width=width, height=height)
+        print(json.dumps(result, indent=2) if as_json else format_soak(result))
+        ok = result["rss_growth_pct"] < 5 and result["threads"]["end"] <= \
+            result["threads"]["after_warmup"]
+        return 0 if ok else 1
+    result = run(cfg, frames=frames, width=width, height=height, paced=paced)
     print(json.dumps(result, indent=2) if as_json else format_table(result))
     return 0

@@ -6,11 +6,12 @@ constructors; stages themselves take plain keyword arguments.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from livebg.config import Config, parse_color
 from livebg.pipeline import Processor
-from livebg.refine import make_refiner
+from livebg.refine import make_refiner as _make_refiner
 from livebg.segment import Segmenter, pick_model
 from livebg.sinks import open_sink
 from livebg.sources import open_source
@@ -22,7 +23,15 @@ log = logging.getLogger(__name__)
 def make_segmenter(cfg: Config, width: int, height: int) -> Segmenter:
     name = pick_model(cfg.model.name, width, height)
     return Segmenter(name, provider=cfg.model.provider, threads=cfg.model.threads,
-                     features=cfg.refine.mode not in ("none", "guided"))
+                     features=cfg.refine.mode == "sss" and cfg.refine.semantic)
+
+
+def make_refiner(cfg: Config):
+    """The matte refiner; sss takes its node kind and semantic edges from the config."""
+    r = cfg.refine
+    if r.mode == "sss":
+        return _make_refiner("sss", superpixels=r.superpixels, semantic=r.semantic)
+    return _make_refiner(r.mode)
 
 
 def make_compositor(cfg: Config):
@@ -35,13 +44,15 @@ def make_compositor(cfg: Config):
 
 def make_temporal(cfg: Config):
     """The temporal stage, or None when the configuration has none."""
-    return None
+    from livebg.temporal import make_temporal as _make
+
+    return _make(cfg.temporal.mode)
 
 
 def make_processor(cfg: Config, width: int, height: int,
                    stats: StageStats | None = None) -> Processor:
     """Segmenter, refiner, temporal stage and compositor for frames of this size."""
-    return Processor(make_segmenter(cfg, width, height), make_refiner(cfg.refine.mode),
+    return Processor(make_segmenter(cfg, width, height), make_refiner(cfg),
                      make_compositor(cfg), make_temporal(cfg), stats=stats)
 
 
@@ -55,7 +66,8 @@ def make_sinks(cfg: Config, width: int, height: int, fps: float) -> list:
     try:
         for spec in cfg.output.sinks:
             sinks.append(open_sink(spec, width, height, fps, device=cfg.output.device,
-                                   overwrite=cfg.output.overwrite))
+                                   overwrite=cfg.output.overwrite,
+                                   overlay=dataclasses.asdict(cfg.overlay)))
     except BaseException:
         for s in sinks:
             s.close()

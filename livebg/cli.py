@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -65,6 +66,8 @@ def _overrides(args) -> dict:
         o["model.name"] = args.model
     if getattr(args, "refine", None):
         o["refine.mode"] = args.refine
+    if getattr(args, "temporal", None):
+        o["temporal.mode"] = {"on": "motion"}.get(args.temporal, args.temporal)
     if getattr(args, "threads", None):
         o["model.threads"] = args.threads
     if getattr(args, "overwrite", False):
@@ -99,43 +102,146 @@ def _add_common(p: argparse.ArgumentParser, *, io: bool = True) -> None:
 
 
 def cmd_run(args) -> int:
-    """Camera (or --input) through the pipeline to the virtual camera (or --output)."""
-    from livebg.build import make_processor, make_sinks, make_source
-    from livebg.pipeline import Pipeline
-    from livebg.sinks import StopRequested
-    from livebg.sources import SourceError
+    """The daemon: camera (or --input) through the pipeline to the virtual camera (or --output).
 
+    SIGTERM and SIGINT stop it cleanly; SIGHUP reloads the configuration.
+    """
+    import signal
+    import threading
+
+    from livebg.daemon import Daemon
+
+    stop = threading.Event()
+    holder: dict = {}
+
+    def on_stop(signum, _frame):
+        stop.set()
+        if "daemon" in holder:
+            holder["daemon"].stop()
+
+    def on_hup(signum, _frame):
+        if "daemon" in holder:
+            holder["daemon"].request_reload()
+
+    # Handlers first: a stop during start-up (model loading) must be clean too.
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, on_hup)
+    overrides = _overrides(args)
+    config_path = Path(args.config) if getattr(args, "config", None) else None
     cfg = load_config(args)
     _setup_logging(cfg.log.level)
-    try:
-        source = make_source(cfg)
-    except SourceError as e:
-        if args.input or cfg.input != "camera":
-            raise
-        log.warning("%s; running on the built-in sample instead", e)
-        cfg.input = "sample"
-        source = make_source(cfg)
-    w, h = source.width, source.height
-    fps = getattr(source, "fps", cfg.camera.fps)
-    with source:
-        processor = make_processor(cfg, w, h)
-        sinks = make_sinks(cfg, w, h, fps)
+    daemon = Daemon(cfg, config_path=config_path, overrides=overrides,
+                    realtime=True if args.realtime else None, max_frames=args.frames)
+    holder["daemon"] = daemon
+    if stop.is_set():
+        return 0
+    return daemon.run()
+
+
+def cmd_ctl(args) -> int:
+    """Talk to the running daemon through its control socket."""
+    import base64
+    import json
+
+    from livebg import control
+
+    path = Path(args.socket) if args.socket else None
+    if path is None:
+        from livebg import config
+
         try:
-            log.info("running: %s -> %s", source.describe(),
-                     ", ".join(s.describe() for s in sinks))
-            pipeline = Pipeline(source, processor, sinks,
-                                latest_wins=cfg.input.startswith(("camera", "/dev/")))
-            try:
-                result = pipeline.run(args.frames, log_every=cfg.log.stats_interval)
-            except StopRequested:
-                result = None
-            if result:
-                log.info("%d frames in %.1f s (%.1f fps)", result.frames, result.seconds,
-                         result.fps)
-        finally:
-            for s in sinks:
-                s.close()
-    return 0
+            cfg = config.load(Path(args.config) if args.config else None)
+            path = control.socket_path(cfg.daemon.socket)
+        except config.ConfigError:
+            path = None
+        if path is None:
+            path = control.default_path()
+    req: dict = {"cmd": args.action}
+    if args.action in ("get", "set"):
+        if not args.args and args.action == "set":
+            raise UserError("usage: livebg ctl set KEY VALUE")
+        if args.args:
+            req["key"] = args.args[0]
+        if args.action == "set":
+            if len(args.args) != 2:
+                raise UserError("usage: livebg ctl set KEY VALUE, e.g. "
+                                "livebg ctl set background.blur 0.8")
+            req["value"] = args.args[1]
+    elif args.action == "snapshot":
+        if len(args.args) != 1:
+            raise UserError("usage: livebg ctl snapshot FILE.png")
+    elif args.args:
+        raise UserError(f"livebg ctl {args.action} takes no arguments")
+    try:
+        reply = control.request(req, path)
+    except control.ControlError as e:
+        raise UserError(str(e)) from None
+    if args.action == "snapshot" and reply.get("ok"):
+        out = Path(args.args[0])
+        try:
+            out.write_bytes(base64.b64decode(reply.pop("data")))
+        except OSError as e:
+            raise UserError(f"{out}: cannot write ({e.strerror})") from None
+        reply["path"] = str(out)
+    if args.json:
+        print(json.dumps(reply, indent=2))
+    elif not reply.get("ok"):
+        print(f"livebg: error: {reply.get('error')}", file=sys.stderr)
+    else:
+        print(_format_reply(args.action, reply))
+    return 0 if reply.get("ok") else 1
+
+
+def _format_reply(action: str, r: dict) -> str:
+    import json
+
+    if action == "status":
+        lines = [f"state:    {r['state']}" + (f" (paused by {r['paused_by']})"
+                                               if r.get("paused_by") else ""),
+                 f"fps:      {r['fps']:.1f}  ({r['frames']} frames, {r['dropped']} dropped)"]
+        lat = r.get("latency_ms")
+        if lat:
+            lines.append(f"latency:  {lat['p50']:.1f} ms p50, {lat['p95']:.1f} ms p95 "
+                         "(capture to output)")
+        stages = r.get("stages_ms") or {}
+        if stages:
+            lines.append("stages:   " + " | ".join(f"{k} {v['p50']:.1f}/{v['p95']:.1f}"
+                                                   for k, v in stages.items()) + " (ms p50/p95)")
+        cam = r.get("camera") or {}
+        lines.append(f"input:    {cam.get('describe') or r['input']}"
+                     + (f"  [{cam['problem']}]" if cam.get("problem") else ""))
+        lines.append(f"output:   {r['output']['width']}x{r['output']['height']}@"
+                     f"{r['output']['fps']:g} -> {', '.join(r['sinks'])}")
+        if r.get("consumers") is not None:
+            lines.append(f"viewers:  {', '.join(r['consumers']) or 'none'}"
+                         + ("" if r.get("on_demand") else " (on-demand off)"))
+        lines.append(f"model:    {r['model']} on {r['provider']}, refine {r['refine']}, "
+                     f"background {r['background']}")
+        lines.append(f"config:   {r['config']}")
+        return "\n".join(lines)
+    if action == "get":
+        v = r["value"]
+        return v if isinstance(v, str) else json.dumps(v, indent=2)
+    if action == "set":
+        return f"{r['key']} = {json.dumps(r['value'])} (in memory only; edit the file to keep it)"
+    if action in ("pause", "resume"):
+        return f"state: {r.get('state', 'paused' if r.get('paused') else 'running')}"
+    if action == "reload":
+        return ("configuration reloaded: " + (", ".join(r["changed"]) or "nothing")
+                + " changed" + "".join(f"; {n}" for n in r.get("notes", [])))
+    if action == "snapshot":
+        return f"{r['path']} ({r['width']}x{r['height']})"
+    return json.dumps(r)
+
+
+def cmd_doctor(args) -> int:
+    from livebg import doctor
+
+    _setup_logging("warning")
+    return doctor.main(Path(args.config) if args.config else None,
+                       probe_cameras=not args.no_probe)
 
 
 def _free_name(path: Path) -> Path:
@@ -214,8 +320,7 @@ def cmd_matte(args) -> int:
     import cv2
     import numpy as np
 
-    from livebg.build import make_segmenter
-    from livebg.refine import make_refiner
+    from livebg.build import make_refiner, make_segmenter
     from livebg.sources import read_image
 
     cfg = load_config(args)
@@ -231,7 +336,7 @@ def cmd_matte(args) -> int:
         raise UserError(f"{taken[0]} exists ({len(taken)} file(s) would be replaced): "
                         "use another --out folder or pass --overwrite")
     segmenters: dict[str, object] = {}
-    refiner = make_refiner(cfg.refine.mode)
+    refiner = make_refiner(cfg)
     t0 = time.perf_counter()
     for f in files:
         image = read_image(f)
@@ -259,7 +364,54 @@ def cmd_bench(args) -> int:
     cfg = load_config(args)
     _setup_logging("warning")
     return bench.main(cfg, frames=args.frames, as_json=args.json, width=args.width,
-                      height=args.height)
+                      height=args.height, paced=args.paced, soak_seconds=args.soak)
+
+
+def cmd_eval(args) -> int:
+    """Score the pipeline on photos or clips with ground truth: table, JSON, PNG report."""
+    from livebg import evaluate
+
+    cfg = load_config(args)
+    _setup_logging("warning")
+    try:
+        return evaluate.main(cfg, args.data, out=args.out, limit=args.limit,
+                             save_alpha=args.save_alpha, progress=not args.quiet)
+    except evaluate.DatasetError as e:
+        raise UserError(str(e)) from None
+
+
+def cmd_clips(args) -> int:
+    """Generate test clips with exact ground truth from a folder of photos and masks."""
+    from livebg import clips
+
+    _setup_logging("warning")
+    try:
+        w, h = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--size {args.size!r}: use WIDTHxHEIGHT, e.g. 640x360") from None
+    from tqdm import tqdm
+
+    try:
+        made = clips.generate_clips(args.data, n_clips=args.n, size=(w, h), seed=args.seed,
+                                    backgrounds=args.backgrounds, jpeg_quality=args.jpeg,
+                                    n_still=args.still, n_move=args.move, n_still_end=args.still)
+        dirs = [clips.write_clip(c, Path(args.out) / c.name)
+                for c in tqdm(made, total=args.n, unit="clip", leave=False)]
+    except (FileNotFoundError, ValueError) as e:
+        raise UserError(str(e)) from None
+    print(f"{len(dirs)} clip(s) of {2 * args.still + args.move} frames at {w}x{h} written "
+          f"to {args.out}; score them with `livebg eval {args.out}`")
+    return 0
+
+
+def cmd_tray(args) -> int:
+    """The tray icon and settings window (optional extra ``livebg[tray]``)."""
+    from livebg import tray
+
+    if tray.missing():
+        print(f"livebg tray needs Qt: {tray.INSTALL_HINT}", file=sys.stderr)
+        return EXIT_USAGE
+    return tray.main(start_daemon=not args.no_start)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -274,7 +426,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="camera to virtual camera (the daemon)")
     _add_common(p)
     p.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
+    p.add_argument("--realtime", action="store_true",
+                   help="treat a file input like a camera: paced to its frame rate, looped, "
+                   "newest frame wins (automatic for cameras and virtual, window or overlay "
+                   "outputs)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("ctl", help="control the running daemon (status, get, set, pause, ...)")
+    p.add_argument("action", choices=("status", "get", "set", "pause", "resume", "snapshot",
+                                      "reload"))
+    p.add_argument("args", nargs="*", metavar="ARG",
+                   help="get KEY | set KEY VALUE | snapshot FILE.png")
+    p.add_argument("--json", action="store_true", help="print the daemon's raw JSON reply")
+    p.add_argument("--socket", metavar="PATH", help="control socket (default: daemon.socket, "
+                   "else $XDG_RUNTIME_DIR/livebg/control.sock)")
+    p.add_argument("--config", metavar="PATH", help="configuration file to read daemon.socket from")
+    p.set_defaults(func=cmd_ctl)
+
+    p = sub.add_parser("doctor", help="check v4l2loopback, cameras, ONNX Runtime, configuration")
+    p.add_argument("--config", metavar="PATH", help="configuration file to check")
+    p.add_argument("--no-probe", action="store_true", help="do not open cameras to list formats")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("demo", help="the built-in sample to a video file and a side-by-side PNG")
     _add_common(p, io=False)
@@ -298,20 +470,78 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=1280)
     p.add_argument("--height", type=int, default=720)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--paced", type=float, default=10.0, metavar="SECONDS",
+                   help="also run the daemon paced at 30 frames/s like a camera for this long "
+                   "and report latency and CPU (0: skip; default 10)")
+    p.add_argument("--soak", type=float, default=0.0, metavar="SECONDS",
+                   help="only a long paced run: memory and thread growth (e.g. 600)")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("eval", help="score mattes against ground truth (photos or clips): "
+                       "table, JSON and PNG report")
+    _add_common(p, io=False)
+    p.add_argument("data", metavar="DATA", help="folder with images/ + masks/, or of clips "
+                   "(CLIP/frames/ + CLIP/masks/, see `livebg clips`)")
+    p.add_argument("--temporal", choices=("on", "off", "motion"),
+                   help="temporal stage on (motion) or off (see `temporal.mode`)")
+    p.add_argument("--out", default="livebg-eval", metavar="DIR",
+                   help="folder for eval.json and eval.png (default: ./livebg-eval)")
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N photos or clips")
+    p.add_argument("--save-alpha", metavar="DIR",
+                   help="write every predicted alpha as an 8-bit PNG (DIR/CLIP/NAME.png for clips)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("clips", help="make test clips with exact ground truth from photos + masks")
+    p.add_argument("data", metavar="DATA", help="folder with images/ + masks/ (255 = person)")
+    p.add_argument("out", metavar="OUT", help="folder for the clips (one sub-folder each)")
+    p.add_argument("--n", type=int, default=8, metavar="N", help="number of clips (default 8)")
+    p.add_argument("--size", default="640x360", metavar="WxH", help="frame size (default 640x360)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jpeg", type=int, metavar="Q", help="JPEG round trip at quality Q "
+                   "(like an MJPEG webcam); default: none")
+    p.add_argument("--still", type=int, default=20, metavar="N",
+                   help="frames standing still before and after the motion (default 20)")
+    p.add_argument("--move", type=int, default=30, metavar="N",
+                   help="frames of motion (default 30)")
+    p.add_argument("--backgrounds", metavar="PATH",
+                   help="background image or folder (default: the package's scenes)")
+    p.set_defaults(func=cmd_clips)
+
+    p = sub.add_parser("tray", help="tray icon and settings window (needs livebg[tray])")
+    p.add_argument("--no-start", action="store_true",
+                   help="do not start the daemon when it is not running")
+    p.set_defaults(func=cmd_tray)
     return parser
+
+
+def _exit_now(rc: int) -> None:
+    """End the daemon's process at once, everything already released.
+
+    The interpreter's own teardown of numba, ONNX Runtime and OpenCV takes
+    a second or two, which would break the promise that a stop (SIGTERM,
+    ``systemctl stop``) is done within one second.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
 
 
 def main(argv: list[str] | None = None) -> int:
     from livebg.config import ConfigError
+    from livebg.control import AlreadyRunning
     from livebg.segment import ModelError
     from livebg.sinks import SinkError
     from livebg.sources import SourceError
 
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except (UserError, ConfigError, SourceError, SinkError, ModelError) as e:
+        rc = args.func(args)
+        if argv is None and args.func is cmd_run:
+            _exit_now(rc)
+        return rc
+    except (UserError, ConfigError, SourceError, SinkError, ModelError, AlreadyRunning) as e:
         print(f"livebg: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -64,8 +64,21 @@ class ModelConfig:
 
 @dataclass
 class RefineConfig:
-    mode: str = _opt("none", "matte refinement: none (net probability upsampled)",
-                     choices=("none",))
+    mode: str = _opt("sss", "matte refinement: none (net probability upsampled), guided "
+                     "(fast guided filter), sss (graph solve on superpixels + guided filter)",
+                     choices=("none", "guided", "sss"))
+    superpixels: str = _opt("grid", "sss nodes: grid (regular 8x8-pixel blocks at 720p) or slic "
+                            "(about 1500 SLIC superpixels, warm-started frame to frame)",
+                            choices=("grid", "slic"))
+    semantic: bool = _opt(False, "sss: add semantic edges from the net's inner features "
+                          "(asks the net for them; measured no gain on the dev photos)")
+
+
+@dataclass
+class TemporalConfig:
+    mode: str = _opt("motion", "temporal stability: motion (hold the matte where the image is "
+                     "still, follow it at once where it moves; no lag) or off (every frame "
+                     "on its own)", choices=("motion", "off"))
 
 
 @dataclass
@@ -82,11 +95,22 @@ class BackgroundConfig:
 
 @dataclass
 class OutputConfig:
-    sinks: list = _opt(["virtual"], "where frames go: virtual (virtual camera), window, null, "
-                       "a video file (.mp4 .avi .mkv .mov), or a folder for a PNG sequence")
+    sinks: list = _opt(["virtual"], "where frames go: virtual (virtual camera), overlay (a "
+                       "transparent page for OBS, see overlay.*), window, null, a video file (.mp4 .avi .mkv .mov), or a folder for a PNG sequence")
     device: str = _opt("", "virtual camera device such as /dev/video10; empty: the first loopback device",
                        kind="path")
     overwrite: bool = _opt(False, "allow replacing existing output files")
+
+
+@dataclass
+class OverlayConfig:
+    host: str = _opt("127.0.0.1", "address the overlay page is served on; keep loopback "
+                     "unless other machines must see it")
+    port: int = _opt(8765, "TCP port of the overlay page (0: any free port)", lo=0, hi=65535)
+    token: str = _opt("", "secret in the overlay URL (16+ characters of A-Z a-z 0-9 _ -); "
+                      "empty: a new random one at every start")
+    max_fps: float = _opt(30.0, "most frames per second sent to overlay pages", lo=1.0, hi=120.0)
+    quality: int = _opt(80, "JPEG quality of the overlay's colour and alpha", lo=10, hi=100)
 
 
 @dataclass
@@ -97,14 +121,28 @@ class LogConfig:
 
 
 @dataclass
+class DaemonConfig:
+    on_demand: bool = _opt(True, "release the camera and pause while no application has the "
+                           "virtual camera open")
+    reopen_max: float = _opt(5.0, "longest wait in seconds between attempts to reopen a camera "
+                             "that failed (the wait doubles from 0.25 s up to this)",
+                             lo=0.25, hi=600.0)
+    socket: str = _opt("", "control socket path; empty: $XDG_RUNTIME_DIR/livebg/control.sock; "
+                       "off: no control socket", kind="path")
+
+
+@dataclass
 class Config:
     input: str = _opt("camera", "camera, sample (the built-in demo clip), or a video or image file")
     camera: CameraConfig = field(default_factory=CameraConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
+    temporal: TemporalConfig = field(default_factory=TemporalConfig)
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    overlay: OverlayConfig = field(default_factory=OverlayConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -251,6 +289,10 @@ def set_value(cfg: Config, key: str, value: Any, source: str = "command line") -
 
 def validate(cfg: Config, source: str) -> None:
     """Checks that span several keys (raised as one-line ConfigError)."""
+    token = cfg.overlay.token
+    if token and not re.fullmatch(r"[A-Za-z0-9_-]{16,}", token):
+        raise ConfigError(f"{source}: overlay.token: must be 16 or more characters of "
+                          "A-Z a-z 0-9 _ -, or empty for a random one")
     bg = cfg.background
     if bg.mode in ("image", "video"):
         if not bg.image:

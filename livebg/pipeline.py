@@ -34,7 +34,10 @@ class Processor:
         segmenter: has ``segment(image) -> Segmentation``.
         refiner: has ``refine(image, probability, features) -> alpha`` and ``reset()``.
         compositor: has ``compose(image, alpha) -> output``.
-        temporal: optional; has ``update(alpha, image) -> alpha`` and ``reset()``.
+        temporal: optional; has ``update(alpha, image) -> alpha`` (called on the
+            refined alpha) and ``reset()``, and optionally
+            ``update_probability(probability, image) -> probability``, called on
+            the net's output before refinement.
         stats: where stage timings go (a private one when None).
     """
 
@@ -50,11 +53,19 @@ class Processor:
         """Full-resolution alpha float32 (H, W) in [0, 1] for a BGR uint8 frame."""
         with Timer(self.stats, "segment"):
             seg = self.segmenter.segment(image)
+        prob = seg.probability
+        early = getattr(self.temporal, "update_probability", None)
+        t_temporal = 0.0  # both temporal calls count as one "temporal" sample
+        if early is not None:
+            t0 = time.perf_counter()
+            prob = early(prob, image)
+            t_temporal = time.perf_counter() - t0
         with Timer(self.stats, "refine"):
-            alpha = self.refiner.refine(image, seg.probability, seg.features)
+            alpha = self.refiner.refine(image, prob, seg.features)
         if self.temporal is not None:
-            with Timer(self.stats, "temporal"):
-                alpha = self.temporal.update(alpha, image)
+            t0 = time.perf_counter()
+            alpha = self.temporal.update(alpha, image)
+            self.stats.add("temporal", (t_temporal + time.perf_counter() - t0) * 1e3)
         return alpha
 
     def compose(self, image: np.ndarray, alpha: np.ndarray) -> np.ndarray:

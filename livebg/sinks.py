@@ -214,10 +214,17 @@ class VirtualCameraSink(_Sink):
 
 
 def open_sink(spec: str, width: int, height: int, fps: float, *, device: str = "",
-              overwrite: bool = False):
-    """Open the sink named by ``spec``: virtual, window, null, FILE.mp4, or DIR."""
+              overwrite: bool = False, overlay: dict | None = None):
+    """Open the sink named by ``spec``: virtual, overlay, window, null, FILE.mp4, or DIR.
+
+    ``overlay`` holds the keyword options of :class:`livebg.overlay.OverlaySink`.
+    """
     if spec == "virtual":
         return VirtualCameraSink(width, height, fps, device=device or None)
+    if spec == "overlay":
+        from livebg.overlay import OverlaySink
+
+        return OverlaySink(width, height, fps, **(overlay or {}))
     if spec == "window":
         return WindowSink(width, height)
     if spec == "null":
@@ -227,5 +234,5 @@ def open_sink(spec: str, width: int, height: int, fps: float, *, device: str = "
         return VideoFileSink(path, width, height, fps, overwrite=overwrite)
     if path.suffix == "" or path.is_dir():
         return PngSequenceSink(path, width, height, overwrite=overwrite)
-    raise SinkError(f"output {spec!r}: use virtual, window, null, a video file "
+    raise SinkError(f"output {spec!r}: use virtual, overlay, window, null, a video file "
                     f"({', '.join(VIDEO_SUFFIXES)}) or a folder for PNG frames")

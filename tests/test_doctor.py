@@ -1,0 +1,119 @@
+"""``livebg doctor`` on a fake sysfs tree (the test machine has no video devices)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from livebg import doctor, loopback
+from livebg.cli import main
+
+
+@pytest.fixture(autouse=True)
+def private_dirs(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+
+
+def fake_sys(root: Path, *, module: bool, exclusive_caps: str = "Y", loop_devices=("video10",),
+             cameras=("video0",)) -> Path:
+    if module:
+        params = root / "module" / "v4l2loopback" / "parameters"
+        params.mkdir(parents=True)
+        (params / "exclusive_caps").write_text(exclusive_caps + "\n")
+        (params / "card_label").write_text("livebg\n")
+        (params / "devices").write_text("1\n")
+    v4l = root / "class" / "video4linux"
+    v4l.mkdir(parents=True)
+    for name in loop_devices if module else ():
+        (v4l / name).mkdir()
+        (v4l / name / "name").write_text("livebg\n")
+    for name in cameras:
+        (v4l / name).mkdir()
+        (v4l / name / "name").write_text("Integrated Camera\n")
+        (v4l / name / "device").mkdir()  # a real camera has a parent bus device
+    return root
+
+
+def problems(checks):
+    return [c for c in checks if c.ok is False]
+
+
+def test_missing_module_is_a_problem_with_the_modprobe_fix(tmp_path):
+    root = fake_sys(tmp_path / "sys", module=False)
+    checks = doctor.check_module(root)
+    (p,) = problems(checks)
+    assert "not loaded" in p.detail
+    fixes = " ".join(p.fixes)
+    assert doctor.MODPROBE in fixes
+    assert "/etc/modules-load.d/v4l2loopback.conf" in fixes
+    assert "/etc/modprobe.d/v4l2loopback.conf" in fixes and "exclusive_caps=1" in fixes
+
+
+def test_exclusive_caps_off_is_a_problem(tmp_path):
+    root = fake_sys(tmp_path / "sys", module=True, exclusive_caps="N,N")
+    (p,) = problems(doctor.check_module(root))
+    assert "exclusive_caps" in p.detail and "Chrome" in p.detail
+
+
+def test_good_module_and_devices(tmp_path):
+    root = fake_sys(tmp_path / "sys", module=True)
+    assert problems(doctor.check_module(root)) == []
+    assert loopback.video_devices(root) == [("/dev/video0", "Integrated Camera", False),
+                                            ("/dev/video10", "livebg", True)]
+    assert loopback.loopback_devices(root) == ["/dev/video10"]
+    devs = doctor.check_devices(None, root)
+    assert devs and devs[0].ok and "/dev/video10" in devs[0].detail
+
+
+def test_module_without_devices(tmp_path):
+    root = fake_sys(tmp_path / "sys", module=True, loop_devices=())
+    assert problems(doctor.check_devices(None, root))
+
+
+def test_formats_summary():
+    text = """ioctl: VIDIOC_ENUM_FMT
+	Type: Video Capture
+
+	[0]: 'MJPG' (Motion-JPEG, compressed)
+		Size: Discrete 1280x720
+			Interval: Discrete 0.033s (30.000 fps)
+		Size: Discrete 640x480
+			Interval: Discrete 0.033s (30.000 fps)
+	[1]: 'YUYV' (YUYV 4:2:2)
+		Size: Discrete 640x480
+			Interval: Discrete 0.033s (30.000 fps)
+			Interval: Discrete 0.067s (15.000 fps)
+"""
+    assert doctor.summarize_formats(text) == "MJPG 1280x720@30 640x480@30; YUYV 640x480@30"
+
+
+def test_bad_configuration_is_a_problem(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("background:\n  blur: 9\n")
+    checks, cfg = doctor.check_config(path)
+    assert cfg is None and checks[0].ok is False and "background.blur = 9" in checks[0].detail
+
+
+def test_doctor_exit_status(tmp_path, capsys):
+    bad = fake_sys(tmp_path / "bad", module=False)
+    assert doctor.main(None, sys_root=bad, probe_cameras=False) == 1
+    out = capsys.readouterr().out
+    assert "FAIL v4l2loopback" in out and "fix: sudo modprobe v4l2loopback" in out
+    assert "onnxruntime" in out and "CPUExecutionProvider" in out
+    good = fake_sys(tmp_path / "good", module=True)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("input: camera\n")
+    # /dev/video0 does not exist here: camera.device is reported as a problem.
+    assert doctor.main(cfg, sys_root=good, probe_cameras=False) == 1
+    assert "camera.device" in capsys.readouterr().out
+    cfg.write_text("input: sample\n")
+    assert doctor.main(cfg, sys_root=good, probe_cameras=False) == 0
+    assert "no problems found" in capsys.readouterr().out
+
+
+def test_doctor_command(capsys):
+    rc = main(["doctor", "--no-probe"])
+    assert rc in (0, 1)
+    assert "problem" in capsys.readouterr().out
