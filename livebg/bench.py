@@ -4,8 +4,12 @@ Measures on the built-in sample, rendered once at the requested size into an
 MPEG-4 file in a temporary folder, so that decoding is real:
 
 1. stages, one after the other on one thread: grab (decode), segment,
-   refine (and its sub-steps), temporal, composite; median and p95;
-2. the threaded pipeline, file source to null sink, unthrottled: frames/s.
+   refine (and its sub-steps), temporal, composite (and composite_alpha
+   when an overlay is among ``output.sinks``); median and p95;
+2. the daemon's threaded engine as a batch, file source to null sink,
+   unthrottled: frames/s;
+3. the daemon paced like a camera (``--paced``): latency and CPU; or a long
+   paced run watching memory and threads (``--soak``).
 
 Figures come from this command only; no unit test times anything.
 """
@@ -23,7 +27,6 @@ import numpy as np
 
 from livebg.build import make_processor
 from livebg.config import Config
-from livebg.pipeline import Pipeline
 from livebg.segment import pick_model
 from livebg.sinks import NullSink, VideoFileSink
 from livebg.sources import SampleSource, VideoFileSource
@@ -44,6 +47,20 @@ def _pct(values: list[float]) -> dict[str, float]:
     return {"p50": float(np.median(v)), "p95": float(np.percentile(v, 95)), "n": int(v.size)}
 
 
+def overlay_configured(cfg: Config) -> bool:
+    """An overlay among the configured sinks: the output is also composed with alpha."""
+    return "overlay" in cfg.output.sinks
+
+
+class _AlphaNullSink(NullSink):
+    """Stands in for the overlay: discards BGRA frames."""
+
+    wants_alpha = True
+
+    def describe(self) -> str:
+        return "null (alpha)"
+
+
 def measure_stages(cfg: Config, clip: Path, frames: int) -> dict[str, dict[str, float]]:
     """Per-stage times on one thread over ``frames`` frames (after 10 warm-up frames)."""
     source = VideoFileSource(clip, loop=True)
@@ -60,7 +77,9 @@ def measure_stages(cfg: Config, clip: Path, frames: int) -> dict[str, dict[str, 
             if i == 10:
                 stats = processor.stats = StageStats(window=frames)
                 sub.clear()
-            processor.process(frame.image)
+            image = frame.image
+            processor.compose_outputs(image, processor.alpha(image),
+                                      with_alpha=overlay_configured(cfg))
             if i >= 10:
                 grab.append(dt)
                 for k, v in timings().items():
@@ -70,20 +89,6 @@ def measure_stages(cfg: Config, clip: Path, frames: int) -> dict[str, dict[str, 
     for k, v in sub.items():
         result[f"refine.{k}"] = _pct(v)
     return result
-
-
-def measure_pipeline(cfg: Config, clip: Path, frames: int) -> dict[str, float]:
-    """Threaded pipeline, file -> null sink, unthrottled."""
-    source = VideoFileSource(clip, loop=True)
-    with source:
-        processor = make_processor(cfg, source.width, source.height)
-        sink = NullSink(source.width, source.height)
-        processor.process(source.read().image)  # warm-up outside the timing
-        cpu0 = time.process_time()
-        result = Pipeline(source, processor, [sink]).run(frames)
-        cpu = time.process_time() - cpu0
-    return {"frames": result.frames, "seconds": result.seconds, "fps": result.fps,
-            "cpu_cores": cpu / result.seconds if result.seconds else 0.0}
 
 
 def _proc_status() -> dict[str, int]:
@@ -100,16 +105,28 @@ def _proc_status() -> dict[str, int]:
 
 
 def _daemon(cfg: Config, clip: Path, *, live: bool, max_frames: int | None = None):
-    """The daemon's engine on ``clip`` into a null sink: paced like a camera when ``live``."""
-    from livebg.daemon import Daemon, PacedSource
+    """The daemon's engine on ``clip`` into null sinks: paced like a camera when ``live``.
+
+    With an overlay configured a second null sink wants alpha, so the extra
+    composite ("composite_alpha") is done and timed as in the real daemon.
+    """
+    from livebg.capture import PacedSource
+    from livebg.daemon import Daemon
 
     def source(_cfg, is_live):
         src = VideoFileSource(clip, loop=True)
         return PacedSource(src) if is_live else src
 
     return Daemon(cfg, realtime=live, max_frames=max_frames, source_factory=source,
-                  sink_factory=lambda _c, w, h, _f: [NullSink(w, h)], control=False,
+                  sink_factory=lambda _c, w, h, _f: _null_sinks(cfg, w, h), control=False,
                   watch_config=False)
+
+
+def _null_sinks(cfg: Config, w: int, h: int) -> list:
+    sinks = [NullSink(w, h)]
+    if overlay_configured(cfg):
+        sinks.append(_AlphaNullSink(w, h))
+    return sinks
 
 
 def _run_in_thread(d):
@@ -218,7 +235,6 @@ def run(cfg: Config, *, frames: int = 300, width: int = 1280, height: int = 720,
     with tempfile.TemporaryDirectory(prefix="livebg-bench-") as tmp:
         clip = render_clip(Path(tmp) / "sample.mp4", width, height, 120)
         stages = measure_stages(cfg, clip, frames)
-        pipe = measure_pipeline(cfg, clip, frames)
         daemon = measure_daemon(cfg, clip, frames)
         paced_r = measure_paced(cfg, clip, paced) if paced else None
     from livebg.build import make_segmenter
@@ -233,7 +249,6 @@ def run(cfg: Config, *, frames: int = 300, width: int = 1280, height: int = 720,
         "background": cfg.background.mode,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "stages_ms": stages,
-        "pipeline": pipe,
         "daemon": daemon,
         "paced": paced_r,
     }
@@ -249,14 +264,10 @@ def format_table(r: dict) -> str:
              "-" * 40]
     for k, v in r["stages_ms"].items():
         lines.append(f"{k:<22}{v['p50']:>9.2f}{v['p95']:>9.2f}")
-    p = r["pipeline"]
+    d = r["daemon"]
     lines += ["-" * 40,
-              f"pipeline (threaded, file -> null sink): {p['fps']:.1f} frames/s over "
-              f"{p['frames']} frames, {p['cpu_cores']:.2f} cores busy"]
-    d = r.get("daemon")
-    if d:
-        lines.append(f"daemon (threaded, file -> null sink, unthrottled): {d['fps']:.1f} frames/s "
-                     f"over {d['frames']} frames, {d['cpu_cores']:.2f} cores busy")
+              f"daemon (threaded, file -> null sink, unthrottled): {d['fps']:.1f} frames/s "
+              f"over {d['frames']} frames, {d['cpu_cores']:.2f} cores busy"]
     q = r.get("paced")
     if q:
         lines.append(f"daemon paced like a camera ({q['fps']:.1f} frames/s for "

@@ -255,40 +255,41 @@ def _free_name(path: Path) -> Path:
 
 
 def cmd_demo(args) -> int:
-    """The built-in sample through the pipeline into a video and a side-by-side PNG."""
+    """The built-in sample through the daemon (as a batch) into a video and a side-by-side PNG."""
     import cv2
     import numpy as np
 
-    from livebg.build import make_processor
-    from livebg.pipeline import Pipeline
-    from livebg.sinks import VideoFileSink
+    from livebg.config import set_value
+    from livebg.daemon import Daemon
+    from livebg.sinks import VideoFileSink, to_bgr
     from livebg.sources import SampleSource
 
-    cfg = load_config(args)
+    cfg = set_value(load_config(args), "input", "sample")
     _setup_logging(cfg.log.level)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     video = _free_name(out_dir / "livebg-demo.mp4")
     still = _free_name(out_dir / "livebg-demo.png")
     source = SampleSource(width=args.width, height=args.height, fps=30, count=args.frames)
-    processor = make_processor(cfg, source.width, source.height)
-    with VideoFileSink(video, source.width, source.height, source.fps) as sink:
-        result = Pipeline(source, processor, [sink]).run()
+    daemon = Daemon(cfg, realtime=False, control=False, watch_config=False,
+                    source_factory=lambda _cfg, _live: source,
+                    sink_factory=lambda _cfg, w, h, fps: [VideoFileSink(video, w, h, fps)])
+    daemon.run()
     # The side-by-side still: input | matte | output, at the middle of the clip.
+    processor = daemon.processor
     processor.reset()
     image = source.render(args.frames // 2)
     alpha = processor.alpha(image)
     output = processor.compose(image, alpha)
-    from livebg.sinks import to_bgr
 
     matte = cv2.cvtColor((alpha * 255 + 0.5).astype(np.uint8), cv2.COLOR_GRAY2BGR)
     panel = np.hstack([image, matte, to_bgr(output)])
     panel = cv2.resize(panel, (panel.shape[1] // 2, panel.shape[0] // 2),
                        interpolation=cv2.INTER_AREA)
     cv2.imwrite(str(still), panel)
-    print(f"video: {video} ({result.frames} frames, {source.width}x{source.height})")
+    print(f"video: {video} ({daemon.stats.frames} frames, {source.width}x{source.height})")
     print(f"still: {still} (input | matte | output)")
-    print(f"speed: {result.fps:.1f} frames/s end to end on this machine")
+    print(f"speed: {daemon.stats.fps():.1f} frames/s end to end on this machine")
     return 0
 
 

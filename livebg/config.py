@@ -96,7 +96,9 @@ class BackgroundConfig:
 @dataclass
 class OutputConfig:
     sinks: list = _opt(["virtual"], "where frames go: virtual (virtual camera), overlay (a "
-                       "transparent page for OBS, see overlay.*), window, null, a video file (.mp4 .avi .mkv .mov), or a folder for a PNG sequence")
+                       "page for OBS: the person over transparency, whatever background.mode; "
+                       "see overlay.*), window, null, a video file (.mp4 .avi .mkv .mov), or a "
+                       "folder for a PNG sequence")
     device: str = _opt("", "virtual camera device such as /dev/video10; empty: the first loopback device",
                        kind="path")
     overwrite: bool = _opt(False, "allow replacing existing output files")

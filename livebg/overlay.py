@@ -15,7 +15,7 @@ recombines them with WebGL where a GPU runs it, else on a 2D canvas. At
 WebP with alpha 110-150 ms, colour and alpha stacked in one JPEG 9-14 ms,
 for the same decoding time in the browser (``scripts/overlay_encodings.py``).
 
-Threads: ``write()`` (the pipeline's thread) only checks the frame, copies it
+Threads: ``write()`` (the daemon's output thread) only checks the frame, copies it
 into a one-frame slot and wakes the encoder; the encoder thread turns the
 latest frame into JPEG bytes (OpenCV releases the GIL) and hands them to the
 server's asyncio loop, which sends them to each client. Latest frame wins at
@@ -60,7 +60,6 @@ _ws_log = logging.getLogger(__name__ + ".websockets")
 _ws_log.setLevel(logging.WARNING)
 
 WINDOW = 2  # frames sent to a client and not yet acknowledged by its page
-OPAQUE_WARN_AFTER = 30  # BGR frames in a row before saying the overlay is opaque
 _PAGE_HEADERS = {
     "Content-Type": "text/html; charset=utf-8",
     "Cache-Control": "no-store",
@@ -130,6 +129,10 @@ class _Client:
 class OverlaySink(_Sink):
     """Serves the latest frame, with alpha, to browser pages over a WebSocket.
 
+    Wants alpha (``wants_alpha``): the daemon hands it BGRA frames with the
+    matte as alpha whatever the background mode. A BGR frame (e.g. a 'camera
+    unavailable' card) is shown opaque.
+
     Args:
         width, height: frame size.
         fps: the stream's rate (informational).
@@ -141,8 +144,9 @@ class OverlaySink(_Sink):
 
     Raises:
         SinkError: the port cannot be bound (in use, no permission).
-
     """
+
+    wants_alpha = True
 
     def __init__(self, width: int, height: int, fps: float = 30.0, *, host: str = "127.0.0.1",
                  port: int = 8765, token: str = "", max_fps: float = 30.0, quality: int = 80):
@@ -152,8 +156,6 @@ class OverlaySink(_Sink):
         self.max_fps = float(max_fps)
         self.quality = int(quality)
         self._page = resources.files("livebg").joinpath("overlay_page.html").read_bytes()
-        self._warned_opaque = False
-        self._opaque_run = 0
         self._refused: set[str] = set()
         self._min_interval = 0.75 / self.max_fps if self.max_fps > 0 else 0.0
         self._last_accept = -1e9
@@ -162,7 +164,8 @@ class OverlaySink(_Sink):
         self.encoded = 0         # frames encoded
         self.encode_seconds = 0.0
         self.bytes_encoded = 0
-        # Pipeline thread -> encoder thread: one slot, latest wins.
+        self.last_frame: np.ndarray | None = None  # the latest write()'s frame (not a copy)
+        # Writer thread -> encoder thread: one slot, latest wins.
         self._cond = threading.Condition()
         self._raw: np.ndarray | None = None
         self._closing = False
@@ -217,12 +220,7 @@ class OverlaySink(_Sink):
         """Hand the frame to the encoder; never waits for it or for clients."""
         _check(image, self.size)
         self.frames += 1
-        # A stray BGR frame (e.g. the daemon's stand-in after an error) is no reason to warn.
-        self._opaque_run = self._opaque_run + 1 if image.shape[2] == 3 else 0
-        if self._opaque_run == OPAQUE_WARN_AFTER and not self._warned_opaque:
-            self._warned_opaque = True
-            log.warning("overlay: frames have no alpha, so the overlay is opaque; "
-                        "set background.mode: transparent for a transparent overlay")
+        self.last_frame = image
         if not self._nclients:
             return
         now = time.monotonic()

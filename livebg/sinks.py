@@ -5,11 +5,18 @@ or BGRA uint8 (H, W, 4) frame of the size the sink was opened with (wrong
 dtype: TypeError; wrong shape: ValueError); ``close()`` releases it; every
 sink is a context manager. A sink never overwrites a file the user has unless
 ``overwrite`` is set.
+
+A sink class that sets ``wants_alpha = True`` (the overlay) is given BGRA
+frames with the matte as alpha whatever the background mode; the others get
+the composited frame (BGR, or BGRA for ``background.mode: transparent``).
+Either kind may also get a BGR fill-in frame (a card saying the camera is
+unavailable or paused).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -144,12 +151,21 @@ class PngSequenceSink(_Sink):
 
 
 class WindowSink(_Sink):
-    """A preview window (OpenCV HighGUI). Esc or q closes it and stops."""
+    """A preview window (OpenCV HighGUI). Esc or q closes it and stops.
+
+    Raises:
+        SinkError: no display (on Linux: neither DISPLAY nor WAYLAND_DISPLAY
+            is set, checked first because OpenCV's Qt aborts the process).
+    """
 
     TITLE = "livebg preview"
 
     def __init__(self, width: int, height: int):
         super().__init__(width, height)
+        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
+                                                     or os.environ.get("WAYLAND_DISPLAY")):
+            raise SinkError("no display for a preview window (neither DISPLAY nor "
+                            "WAYLAND_DISPLAY is set): use --output FILE.mp4 or --output null")
         try:
             cv2.namedWindow(self.TITLE, cv2.WINDOW_NORMAL)
         except cv2.error as e:

@@ -138,7 +138,7 @@ def test_pause_and_resume(daemon):
     time.sleep(0.3)
     st = control.request({"cmd": "status"})
     assert st["state"] == "paused" and st["paused_by"] == "user"
-    assert daemon._source is None, "pausing releases the camera"
+    assert daemon.capture.source is None, "pausing releases the camera"
     frames = daemon.stats.frames
     time.sleep(0.3)
     assert daemon.stats.frames == frames

@@ -21,9 +21,12 @@ import cv2
 import numpy as np
 import pytest
 
-from livebg import daemon as daemon_mod
+from livebg import capture as capture_mod
+from livebg import ondemand as ondemand_mod
+from livebg.capture import PacedSource
 from livebg.config import Config, set_value
-from livebg.daemon import Daemon, PacedSource, even_size, fit_frame, make_card
+from livebg.daemon import Daemon
+from livebg.frames import even_size, fit_frame, make_card
 from livebg.loopback import OpenWatcher, holders
 from livebg.sinks import NullSink, VideoFileSink
 from livebg.sources import SampleSource, SourceError, VideoFileSource
@@ -108,6 +111,46 @@ def test_file_through_daemon_into_file_sink(clip, tmp_path):
         n += 1
     assert n == 30
     assert d.stats.frames == 30 and d.stats.dropped == 0
+    assert "composite_alpha" not in d.stats.summary(), "no sink wants alpha: no extra work"
+
+
+def test_blurred_output_and_transparent_overlay_at_once(clip, tmp_path):
+    """Background blur into PNG frames and the overlay at once: the PNGs are the BGR
+    blurred-background output, the overlay gets BGRA frames whose alpha is the matte."""
+    from livebg.build import make_processor
+    from livebg.overlay import OverlaySink
+
+    n = 8
+    out = tmp_path / "frames"
+    cfg = base_cfg(clip, **{"output.sinks": [str(out), "overlay"], "overlay.port": 0,
+                            "background.mode": "blur"})
+    d = Daemon(cfg, realtime=False, max_frames=n, control=False, watch_config=False)
+    assert d.run() == 0
+    overlay = next(s for s in d.sinks if isinstance(s, OverlaySink))
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) == n and overlay.frames == n
+    assert "composite_alpha" in d.stats.summary()
+    assert overlay.last_frame is d.output.last_alpha
+    # The same frames through a fresh processor, in order, give the same mattes.
+    proc = make_processor(cfg, W, H)
+    with VideoFileSource(clip) as src:
+        for i in range(n):
+            image = src.read().image
+            alpha = proc.alpha(image)
+            want_bgr, want_bgra = proc.compose_outputs(image, alpha, with_alpha=True)
+            png = cv2.imread(str(pngs[i]), cv2.IMREAD_UNCHANGED)
+            assert png.shape == (H, W, 3)
+            assert np.abs(png.astype(int) - want_bgr).max() <= 2, i
+    assert want_bgra.shape == (H, W, 4)
+    got = overlay.last_frame
+    assert got.shape == (H, W, 4) and got.dtype == np.uint8
+    matte = np.round(alpha * 255).astype(int)
+    assert (matte == 0).mean() > 0.3 and (matte == 255).mean() > 0.05, "a real matte"
+    assert np.abs(got[..., 3].astype(int) - matte).max() <= 1
+    # Where the person is, the overlay shows the frame; the PNG's background is blurred.
+    person, bg = matte == 255, matte == 0
+    assert np.abs(got[..., :3][person].astype(int) - image[person]).max() <= 2
+    assert np.abs(png[bg].astype(int) - image[bg]).mean() > 2
 
 
 class FlakySource:
@@ -309,7 +352,7 @@ def test_open_watcher_follows_another_process(tmp_path):
 
 
 def test_on_demand_pauses_without_consumers_and_resumes_on_open(clip, tmp_path, monkeypatch):
-    monkeypatch.setattr(daemon_mod, "IDLE_GRACE", 0.3)
+    monkeypatch.setattr(ondemand_mod, "IDLE_GRACE", 0.3)
     node = tmp_path / "video10"
     node.write_bytes(b"")
     opens = []
@@ -324,7 +367,7 @@ def test_on_demand_pauses_without_consumers_and_resumes_on_open(clip, tmp_path, 
     t = start(d)
     try:
         assert wait_for(lambda: d.state() == "idle", 20.0)
-        assert wait_for(lambda: d._source is None, 1.0), "the camera is released"
+        assert wait_for(lambda: d.capture.source is None, 1.0), "the camera is released"
         frames = d.stats.frames
         time.sleep(0.5)
         assert d.stats.frames == frames, "no processing while nobody watches"
@@ -359,18 +402,18 @@ def test_busy_camera_names_the_holder(clip, tmp_path, monkeypatch, caplog):
     """The device node is a regular file here; the holder is found by the same /proc scan."""
     node = tmp_path / "video0"
     node.write_bytes(b"")
-    monkeypatch.setattr(daemon_mod, "camera_device", lambda cfg: str(node))
+    monkeypatch.setattr(capture_mod, "camera_device", lambda cfg: str(node))
     d = Daemon(base_cfg(clip, input="camera"), realtime=True, control=False, watch_config=False)
     child = _open_in_child(node)
     try:
-        d._note_fault(SourceError("camera 0: cannot open it"))
+        d.capture.note_fault(SourceError("camera 0: cannot open it"))
     finally:
         child.kill()
         child.wait()
-    assert f"{node} is busy: held by" in d._capture_problem
-    assert f"(pid {child.pid})" in d._capture_problem
+    assert f"{node} is busy: held by" in d.capture.problem
+    assert f"(pid {child.pid})" in d.capture.problem
     assert sum("is busy" in r.message for r in caplog.records) == 1
-    d._note_fault(SourceError("camera 0: cannot open it"))  # gone now: a plain line
-    monkeypatch.setattr(daemon_mod, "camera_device", lambda cfg: str(tmp_path / "nope"))
-    d._note_fault(SourceError("x"))
-    assert "not found (unplugged?)" in d._capture_problem
+    d.capture.note_fault(SourceError("camera 0: cannot open it"))  # gone now: a plain line
+    monkeypatch.setattr(capture_mod, "camera_device", lambda cfg: str(tmp_path / "nope"))
+    d.capture.note_fault(SourceError("x"))
+    assert "not found (unplugged?)" in d.capture.problem

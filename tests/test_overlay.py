@@ -16,7 +16,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from livebg.overlay import OPAQUE_WARN_AFTER, WINDOW, OverlaySink, decode_frame, encode_frame
+from livebg.overlay import WINDOW, OverlaySink, decode_frame, encode_frame
 from livebg.sinks import SinkError, open_sink
 
 W, H = 1280, 720
@@ -136,14 +136,17 @@ def test_contract_checks(sink):
         sink.write(np.zeros((H // 2, W, 4), np.uint8))
 
 
-def test_opaque_frames_warn_once(sink, caplog):
+def test_wants_alpha_and_takes_bgr_quietly(sink, caplog):
+    """The daemon gives the overlay BGRA whatever the background; a BGR card is just opaque."""
+    assert OverlaySink.wants_alpha is True
+    bgra = disc_frame()
     with caplog.at_level(logging.WARNING, logger="livebg.overlay"):
-        sink.write(np.zeros((H, W, 3), np.uint8))  # one stray BGR frame: no warning
-        sink.write(np.zeros((H, W, 4), np.uint8))
-        for _ in range(OPAQUE_WARN_AFTER * 2):
+        sink.write(bgra)
+        assert sink.last_frame is bgra
+        for _ in range(60):
             sink.write(np.zeros((H, W, 3), np.uint8))
-    warnings = [r for r in caplog.records if "background.mode: transparent" in r.message]
-    assert len(warnings) == 1
+    assert sink.frames == 61 and sink.last_frame.shape == (H, W, 3)
+    assert not caplog.records
 
 
 def test_slow_client_never_blocks_the_writer_nor_builds_a_backlog():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from livebg.sinks import (NullSink, PngSequenceSink, SinkError, VideoFileSink,
-                          VirtualCameraSink, open_sink, to_bgr)
+                          VirtualCameraSink, WindowSink, open_sink, to_bgr)
 from livebg.sources import (ImageSource, SampleSource, SourceError, VideoFileSource,
                             open_source)
 
@@ -110,3 +110,24 @@ def test_open_source_errors(tmp_path):
         ImageSource(bad)
     with pytest.raises(SourceError, match="cannot open"):
         open_source("/dev/video99")
+
+
+def test_window_without_a_display_is_one_line_before_highgui(monkeypatch):
+    """No DISPLAY nor WAYLAND_DISPLAY on Linux: SinkError, and HighGUI is never touched
+    (OpenCV's Qt would abort the whole process)."""
+    import sys
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    touched = []
+    monkeypatch.setattr(cv2, "namedWindow", lambda *a: touched.append(a))
+    with pytest.raises(SinkError) as e:
+        open_sink("window", 64, 48, 30)
+    msg = str(e.value)
+    assert "DISPLAY" in msg and "--output null" in msg and "\n" not in msg
+    assert not touched
+    # With a display set, it goes on to HighGUI (stubbed here).
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    sink = WindowSink(64, 48)
+    assert touched and sink.describe() == "window"
