@@ -49,8 +49,35 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from numba import njit
 
 MODES = ("motion", "off")
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _hold(alpha, prev, tol_rows, out):
+    """One pass: out = prev where |alpha - prev| < tol, else alpha.
+
+    ``tol_rows`` (h, W) is the low-resolution tolerance already upsampled along
+    x; the y interpolation (bilinear, cv2's half-pixel convention) is done
+    here, so no full-resolution temporary is made.
+    """
+    hh, ww = alpha.shape
+    h = tol_rows.shape[0]
+    scale = h / hh
+    for i in range(hh):
+        y = (i + 0.5) * scale - 0.5
+        if y < 0.0:
+            y = 0.0
+        a0 = min(int(y), h - 1)
+        a1 = min(a0 + 1, h - 1)
+        t = np.float32(y - a0)
+        for j in range(ww):
+            tol = tol_rows[a0, j] + t * (tol_rows[a1, j] - tol_rows[a0, j])
+            a = alpha[i, j]
+            b = prev[i, j]
+            out[i, j] = b if abs(a - b) < tol else a
+    return out
 
 
 @dataclass
@@ -180,11 +207,10 @@ class TemporalFilter:
                 or alpha.dtype != np.float32):
             return alpha
         h, w = alpha.shape
-        # Four full-resolution passes; the held error is bounded by alpha_tol.
-        tol = cv2.resize(tol, (w, h), interpolation=cv2.INTER_LINEAR)
-        held = cv2.compare(cv2.absdiff(alpha, prev), tol, cv2.CMP_LT)
-        out = alpha.copy()  # the refiner may reuse its output buffer
-        cv2.copyTo(prev, held, out)
+        # One full-resolution pass; the held error is bounded by alpha_tol. A new
+        # output array each frame: the refiner may reuse its own buffer.
+        tol_rows = cv2.resize(tol, (w, tol.shape[0]), interpolation=cv2.INTER_LINEAR)
+        out = _hold(alpha, prev, tol_rows, np.empty_like(alpha))
         st.alpha = out
         return out
 
