@@ -4,7 +4,8 @@ Qt runs with the offscreen platform (no display needed). The daemon is a real
 ``livebg run`` subprocess with its own XDG_RUNTIME_DIR and XDG_CONFIG_HOME, so
 the tray reaches it the way it does on a desktop: through the control socket
 it finds from the environment. The slow tests also render the settings
-window and the menu to docs/tray-settings.png and docs/tray-menu.png.
+window and the menu to artifacts/tray-settings.png and artifacts/tray-menu.png
+($LIVEBG_ARTIFACTS when set); docs/ has copies for the README.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from livebg.tray.daemon_link import (NO_CAMERA, PAUSED, RUNNING, STATES, STOPPED
                                      DaemonLink, classify)
 
 REPO = Path(__file__).resolve().parent.parent
-DOCS = REPO / "docs"
+# Screenshots are test artifacts (ignored by git); docs/ holds the copies the README shows.
+DOCS = Path(os.environ.get("LIVEBG_ARTIFACTS") or REPO / "artifacts")
 
 CONFIG = """\
 # my livebg settings - the tray must keep this comment
@@ -298,7 +300,7 @@ def test_menu_actions_change_the_daemon(daemon, tray, home):
     QApplication.processEvents()
     shot = tray.menu.grab()
     tray.menu.hide()
-    DOCS.mkdir(exist_ok=True)
+    DOCS.mkdir(parents=True, exist_ok=True)
     assert shot.save(str(DOCS / "tray-menu.png"))
     assert shot.width() > 100 and shot.height() > 200
 
@@ -332,7 +334,7 @@ def test_settings_window_applies_and_persists(daemon, tray, home):
              what="a preview frame")
     window.resize(window.sizeHint())
     QApplication.processEvents()
-    DOCS.mkdir(exist_ok=True)
+    DOCS.mkdir(parents=True, exist_ok=True)
     assert window.grab().save(str(DOCS / "tray-settings.png"))
 
 
