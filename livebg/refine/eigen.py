@@ -16,15 +16,13 @@ closest to the net's probability where the net is confident (a k x k solve).
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 from numba import njit
 
 # Everything on the per-frame path is numba loops or k x k LAPACK: numpy's
 # threaded BLAS on (n x 3k) blocks was 100x slower on a loaded 2-core machine.
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def degree_scale(indptr, data):
     """d^-1/2 (n,) float64 of the CSR graph W."""
     n = indptr.shape[0] - 1
@@ -37,7 +35,7 @@ def degree_scale(indptr, data):
     return out
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def apply_b(indptr, indices, data, dis, x):
     """B X for B = (I + D^-1/2 W D^-1/2) / 2, X (n, m) float64."""
     n, m = x.shape
@@ -53,7 +51,7 @@ def apply_b(indptr, indices, data, dis, x):
     return out
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def orthonormalise(x):
     """Columns of X (n, m) made orthonormal in place (modified Gram-Schmidt, twice);
     returns the number of columns kept (near-dependent ones are dropped to the end)."""
@@ -79,7 +77,7 @@ def orthonormalise(x):
     return keep
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def gram(x, y):
     """X^T Y (m, p) by loops."""
     n, m = x.shape
@@ -93,7 +91,7 @@ def gram(x, y):
     return out
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def combine(x, y):
     """X Y: (n, m) x (m, p) by loops."""
     n, m = x.shape
@@ -113,6 +111,11 @@ def fresh_eigenvectors(indptr, indices, data, k: int,
 
     Shift-invert Lanczos (``scipy eigsh``); a dense solve for small graphs.
     """
+    try:  # only this option needs scipy; the core does not depend on it
+        import scipy.sparse as sp
+        import scipy.sparse.linalg as spla
+    except ImportError:
+        raise ImportError("refine option eigen needs scipy: pip install scipy") from None
     n = len(indptr) - 1
     k = min(k, n - 2)
     dis = degree_scale(indptr, data)

@@ -32,7 +32,7 @@ from numba import njit
 DIRS = ((0, 1), (1, 0), (1, 1), (1, -1))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def grid_weights(lab, feat, sigma, sigma_f, diag):
     """Edge weights (h, w, 4) of the 8-neighbour grid; feat (h, w, c) or c == 0 for none."""
     h, w, _ = lab.shape
@@ -75,7 +75,7 @@ def grid_weights(lab, feat, sigma, sigma_f, diag):
 # matrix for the solve.
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def slot_weights(cen, boundary, gx, sigma, cell):
     """Spatial edge weights (n, 49) of a superpixel graph.
 
@@ -104,7 +104,7 @@ def slot_weights(cen, boundary, gx, sigma, cell):
     return out
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def add_semantic(slots, feat, gx, weight, steep, margin):
     """slots += weight * max(0, erf(steep * (1 - |f_a - f_b| - margin))) on existing edges.
 
@@ -130,7 +130,7 @@ def add_semantic(slots, feat, gx, weight, steep, margin):
     return slots
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def build_csr(slots, gx, nl_idx, nl_w):
     """Symmetric CSR (indptr, indices, data) from slot edges and directed non-local edges.
 
@@ -179,7 +179,7 @@ def build_csr(slots, gx, nl_idx, nl_w):
     return indptr, indices, data
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def add_semantic_grid(wgt, feat, weight, steep, margin):
     """:func:`add_semantic` on the grid's forward weights (h, w, 4); feat (h * w, c)."""
     h, w, _ = wgt.shape
@@ -209,7 +209,7 @@ def add_semantic_grid(wgt, feat, weight, steep, margin):
     return wgt
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sample_features(feat, cen, h, w):
     """(n, C) features sampled bilinearly at the node centres (y, x in an h x w image)."""
     fh, fw, c = feat.shape
@@ -232,7 +232,7 @@ def sample_features(feat, cen, h, w):
     return out
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def _pca_unit(x, channels):
     """(n, channels): the first principal components of x (n, c), each scaled to [0, 1]."""
     n, c = x.shape

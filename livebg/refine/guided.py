@@ -8,8 +8,8 @@ frame's edges at full resolution while all fitting happens at low resolution.
 
 The full-resolution pass (:func:`apply_coefficients`) upsamples the
 coefficients along x on the few low-resolution rows only, then fuses the
-y-interpolation, the dot product with the uint8 frame's planes and the clip in
-one vectorised loop: no full-resolution float copy of the frame or of the
+y-interpolation, the dot product with the uint8 frame's pixels and the clip in
+one vectorised loop: no full-resolution copy of the frame or of the
 coefficients is made. Intermediates are reused across frames (:class:`Workspace`).
 """
 
@@ -62,7 +62,7 @@ class Workspace:
         return buf
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def _scale(x, inv, out):
     """out (h, w, c) = x (h, w, c) * inv (h, w) per pixel."""
     h, w, c = x.shape
@@ -73,7 +73,7 @@ def _scale(x, inv, out):
     return out
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def _products_color(guide, p, m):
     h, w, _ = guide.shape
     for i in range(h):
@@ -98,7 +98,7 @@ def _products_color(guide, p, m):
     return m
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def _fit_color(sums, inv, eps, ab):
     """Per-window (A_b, A_g, A_r, b) from the 13 window sums of _products_color."""
     h, w, _ = sums.shape
@@ -137,7 +137,7 @@ def _fit_color(sums, inv, eps, ab):
     return ab
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def _products_grey(guide, p, m):
     h, w, _ = guide.shape
     for i in range(h):
@@ -151,7 +151,7 @@ def _products_grey(guide, p, m):
     return m
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def _fit_grey(sums, inv, eps, ab):
     """Per-window (A/3, A/3, A/3, b) for the grey guide (mean of BGR).
 
@@ -196,7 +196,7 @@ def coefficients(guide: np.ndarray, p: np.ndarray, radius: int, eps: float,
 # Full resolution: fused bilinear upsampling of the coefficients + apply + clip
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _axis_taps(n_out, n_in):
     """Bilinear taps (index0, index1, weight1) with cv2.resize's half-pixel convention."""
     i0 = np.empty(n_out, np.int32)
@@ -216,29 +216,45 @@ def _axis_taps(n_out, n_in):
     return i0, i1, wt
 
 
-@njit(cache=True, fastmath=True)
-def _apply_rows(b_, g_, r_, p0, p1, p2, p3, out):
-    """Vertical bilinear step fused with the fit: all arrays planar and contiguous.
+@njit(cache=True, nogil=True, fastmath=True)
+def _apply_rows(image, cx, xp, out):
+    """Vertical bilinear step fused with the fit, over flat contiguous rows.
 
-    p0..p3 (h, W) are the coefficient planes already upsampled along x; b_, g_,
-    r_ (H, W) uint8 the frame's planes; out (H, W) float32.
+    image (H, 3W) uint8: the BGR frame's rows, read interleaved (a whole
+    stride-3 group, which vectorises: no per-channel copies of the frame);
+    cx (h, 4W): the coefficients already upsampled along x, interleaved
+    (A_b, A_g, A_r, b); xp (4, h, W) scratch for their planes; out (H, W)
+    float32.
     """
-    hh, ww = b_.shape
-    h = p0.shape[0]
+    hh, ww = out.shape
+    h = cx.shape[0]
+    for a in range(h):
+        r = cx[a]
+        q0, q1, q2, q3 = xp[0, a], xp[1, a], xp[2, a], xp[3, a]
+        for j in range(ww):
+            q0[j] = r[4 * j]
+            q1[j] = r[4 * j + 1]
+            q2[j] = r[4 * j + 2]
+            q3[j] = r[4 * j + 3]
     y0, y1, wy = _axis_taps(hh, h)
     s = np.float32(1.0 / 255.0)
+    p0, p1, p2, p3 = xp[0], xp[1], xp[2], xp[3]
     for i in range(hh):
         a = y0[i]
         b = y1[i]
         t = wy[i]
+        a0, a1, a2, a3 = p0[a], p1[a], p2[a], p3[a]
+        b0, b1, b2, b3 = p0[b], p1[b], p2[b], p3[b]
+        fr = image[i]
+        o = out[i]
         for j in range(ww):
-            c0 = p0[a, j] + t * (p0[b, j] - p0[a, j])
-            c1 = p1[a, j] + t * (p1[b, j] - p1[a, j])
-            c2 = p2[a, j] + t * (p2[b, j] - p2[a, j])
-            c3 = p3[a, j] + t * (p3[b, j] - p3[a, j])
-            q = (c0 * np.float32(b_[i, j]) + c1 * np.float32(g_[i, j])
-                 + c2 * np.float32(r_[i, j])) * s + c3
-            out[i, j] = min(max(q, np.float32(0.0)), np.float32(1.0))
+            c0 = a0[j] + t * (b0[j] - a0[j])
+            c1 = a1[j] + t * (b1[j] - a1[j])
+            c2 = a2[j] + t * (b2[j] - a2[j])
+            c3 = a3[j] + t * (b3[j] - a3[j])
+            q = (c0 * np.float32(fr[3 * j]) + c1 * np.float32(fr[3 * j + 1])
+                 + c2 * np.float32(fr[3 * j + 2])) * s + c3
+            o[j] = min(max(q, np.float32(0.0)), np.float32(1.0))
     return out
 
 
@@ -246,21 +262,21 @@ def apply_coefficients(image: np.ndarray, coef: np.ndarray,
                        out: np.ndarray | None = None, ws: Workspace | None = None) -> np.ndarray:
     """clip(A . image/255 + b) at full resolution, (A, b) upsampled bilinearly from coef (h, w, 4).
 
-    Upsampling is separable: along x by ``cv2.resize`` on the h low-resolution
-    rows only, along y inside the numba loop, so that every full-resolution
-    access is contiguous and vectorises.
+    Upsampling is separable: along x by one ``cv2.resize`` of the h
+    low-resolution rows, along y inside the numba loop, which reads the
+    uint8 frame as it is, so every full-resolution access is contiguous and
+    vectorises and no full-resolution copy of the frame is made.
     """
     ws = ws or Workspace()
     hh, ww = image.shape[:2]
     h, w = coef.shape[:2]
-    planes = [cv2.resize(cv2.extractChannel(coef, k, dst=ws.get(f"cplane{k}", (h, w))), (ww, h),
-                         dst=ws.get(f"xplane{k}", (h, ww)), interpolation=cv2.INTER_LINEAR)
-              for k in range(4)]
-    b_, g_, r_ = [cv2.extractChannel(image, k, dst=ws.get(f"img{k}", (hh, ww), np.uint8))
-                  for k in range(3)]
+    cx = cv2.resize(coef, (ww, h), dst=ws.get("coef_x", (h, ww, 4)),
+                    interpolation=cv2.INTER_LINEAR)
     if out is None:
         out = np.empty((hh, ww), np.float32)
-    return _apply_rows(b_, g_, r_, *planes, out)
+    image = np.ascontiguousarray(image)
+    return _apply_rows(image.reshape(hh, ww * 3), cx.reshape(h, ww * 4),
+                       ws.get("coef_planes", (4, h, ww)), out)
 
 
 # ---------------------------------------------------------------------------

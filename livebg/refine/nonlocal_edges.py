@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def colour_knn(cen, gy, gx, h, w, radius, idx, rows):
     """Fill the given ``rows`` of ``idx`` (n, k) int32 with each node's k nearest nodes
     in Lab within ``radius`` (-1: none); other rows are left alone.
@@ -71,7 +71,7 @@ def colour_knn(cen, gy, gx, h, w, radius, idx, rows):
     return idx
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def knn_weights(cen, idx, sigma, weight):
     """(n, k) float32 weights ``weight * exp(-|dLab|^2 / (2 sigma^2))`` of the listed edges."""
     n, k = idx.shape

@@ -41,13 +41,13 @@ def cell_grid(h: int, w: int, n: int) -> tuple[int, int]:
     return min(h, max(1, int(round(h / s)))), min(w, max(1, int(round(w / s))))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _cell_of(i, n, g):
     c = (i * g) // n
     return c if c < g else g - 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def init_centres(lab, gy, gx):
     """Centres (gy*gx, 5): (L, a, b, y, x) of the 3x3-pixel mean around each cell's centre."""
     h, w, _ = lab.shape
@@ -77,7 +77,7 @@ def init_centres(lab, gy, gx):
     return cen
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def _assign(lab, cen, gy, gx, m2, labels):
     """labels (h, w) int32 = nearest of the 9 neighbouring cells' centres; returns #changed."""
     h, w, _ = lab.shape
@@ -115,7 +115,7 @@ def _assign(lab, cen, gy, gx, m2, labels):
     return changed
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def _update(lab, prob, labels, cen, pbar, count):
     """Centres <- mean (Lab, y, x) of their pixels, pbar <- mean probability.
 
@@ -149,7 +149,7 @@ def _update(lab, prob, labels, cen, pbar, count):
             pbar[k] = prob[y, x]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def slic(lab, prob, cen, gy, gx, m2, iters, labels):
     """``iters`` SLIC iterations from centres ``cen`` (updated in place).
 
@@ -167,7 +167,7 @@ def slic(lab, prob, cen, gy, gx, m2, iters, labels):
     return pbar, count, changed
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def boundary_slots(labels, gx):
     """(n, 49) float32: pixel-boundary length between each node and its slot neighbours.
 
@@ -206,7 +206,7 @@ def boundary_slots(labels, gx):
     return out
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def soft_assign(lab, cen, gy, gx, m2, tau, alpha_nodes, out):
     """Per-pixel alpha (h, w): a mix of the 9 neighbouring cells' superpixel mattes.
 
@@ -257,7 +257,7 @@ def soft_assign(lab, cen, gy, gx, m2, tau, alpha_nodes, out):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def grid_slots(wgt):
     """(h*w, 49) slot weights of the 8-neighbour grid from its forward weights (h, w, 4).
 
@@ -288,7 +288,7 @@ def grid_slots(wgt):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def hard_assign(labels, alpha_nodes, out):
     """out (h, w) = alpha_nodes[labels]: every pixel takes its superpixel's matte."""
     h, w = labels.shape
