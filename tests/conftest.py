@@ -37,3 +37,25 @@ def portrait_pairs(portraits) -> list[tuple[np.ndarray, np.ndarray, str]]:
         pairs.append((cv2.imread(str(img)), (mask > 127).astype(np.float32), img.stem))
     assert pairs, f"no photos in {portraits / 'images'}"
     return pairs
+
+
+@pytest.fixture
+def private_dirs(tmp_path, monkeypatch) -> Path:
+    """A private $XDG_RUNTIME_DIR (returned; control sockets never collide) and config home."""
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(run))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    return run
+
+
+def write_sample_clip(path: Path, width: int, height: int, frames: int) -> Path:
+    """A real MJPEG/MPEG-4 clip (by suffix) of the built-in sample, ``frames`` long."""
+    from livebg.sinks import VideoFileSink
+    from livebg.sources import SampleSource
+
+    src = SampleSource(width=width, height=height, count=frames)
+    with VideoFileSink(path, width, height, 30) as sink:
+        for i in range(frames):
+            sink.write(src.render(i))
+    return path

@@ -14,35 +14,25 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import write_sample_clip
 
 from livebg import control
 from livebg.cli import main
 from livebg.config import Config, set_value
 from livebg.control import AlreadyRunning, ControlServer
 from livebg.daemon import Daemon
-from livebg.sinks import VideoFileSink
-from livebg.sources import SampleSource
 
 W, H = 320, 180
 
 
 @pytest.fixture
-def runtime(tmp_path, monkeypatch) -> Path:
-    run = tmp_path / "run"
-    run.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(run))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
-    return run
+def runtime(private_dirs) -> Path:
+    return private_dirs
 
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("clip") / "clip.avi"
-    src = SampleSource(width=W, height=H, count=20)
-    with VideoFileSink(path, W, H, 30) as sink:
-        for i in range(20):
-            sink.write(src.render(i))
-    return path
+    return write_sample_clip(tmp_path_factory.mktemp("clip") / "clip.avi", W, H, 20)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import write_sample_clip
 
 from livebg import capture as capture_mod
 from livebg import ondemand as ondemand_mod
@@ -28,31 +29,21 @@ from livebg.config import Config, set_value
 from livebg.daemon import Daemon
 from livebg.frames import even_size, fit_frame, make_card
 from livebg.loopback import OpenWatcher, holders
-from livebg.sinks import NullSink, VideoFileSink
-from livebg.sources import SampleSource, SourceError, VideoFileSource
+from livebg.sinks import NullSink
+from livebg.sources import SourceError, VideoFileSource
 
 W, H = 320, 180
 
 
 @pytest.fixture(autouse=True)
-def private_dirs(tmp_path, monkeypatch):
-    """A private runtime dir (control sockets never collide) and config home."""
-    run = tmp_path / "run"
-    run.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(run))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
-    return run
+def _private(private_dirs):
+    """Every test gets its own runtime dir and config home (conftest.private_dirs)."""
 
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
     """A real 320x180 MJPEG clip of the built-in sample, 30 frames."""
-    path = tmp_path_factory.mktemp("clip") / "clip.avi"
-    src = SampleSource(width=W, height=H, count=30)
-    with VideoFileSink(path, W, H, 30) as sink:
-        for i in range(30):
-            sink.write(src.render(i))
-    return path
+    return write_sample_clip(tmp_path_factory.mktemp("clip") / "clip.avi", W, H, 30)
 
 
 def base_cfg(clip: Path, **keys) -> Config:

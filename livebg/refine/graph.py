@@ -104,6 +104,16 @@ def slot_weights(cen, boundary, gx, sigma, cell):
     return out
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _semantic_affinity(feat, a, b, steep, margin):
+    """SSS's semantic affinity erf(steep (1 - ||f_a - f_b|| - margin)), in [-1, 1]."""
+    e = 0.0
+    for k in range(feat.shape[1]):
+        t = feat[a, k] - feat[b, k]
+        e += t * t
+    return math.erf(steep * (1.0 - math.sqrt(e) - margin))
+
+
 @njit(cache=True, nogil=True, fastmath=True)
 def add_semantic(slots, feat, gx, weight, steep, margin):
     """slots += weight * max(0, erf(steep * (1 - |f_a - f_b| - margin))) on existing edges.
@@ -112,7 +122,7 @@ def add_semantic(slots, feat, gx, weight, steep, margin):
     features normalised to [0, 1]), clipped at 0: their negative (repulsive)
     values would make the Laplacian indefinite.
     """
-    n, c = feat.shape
+    n = feat.shape[0]
     for a in range(n):
         ay = a // gx
         ax = a - ay * gx
@@ -120,11 +130,7 @@ def add_semantic(slots, feat, gx, weight, steep, margin):
             if slots[a, s] <= 0.0:
                 continue
             b = (ay + s // 7 - 3) * gx + ax + s % 7 - 3
-            e = 0.0
-            for k in range(c):
-                t = feat[a, k] - feat[b, k]
-                e += t * t
-            v = math.erf(steep * (1.0 - math.sqrt(e) - margin))
+            v = _semantic_affinity(feat, a, b, steep, margin)
             if v > 0.0:
                 slots[a, s] += weight * v
     return slots
@@ -183,7 +189,6 @@ def build_csr(slots, gx, nl_idx, nl_w):
 def add_semantic_grid(wgt, feat, weight, steep, margin):
     """:func:`add_semantic` on the grid's forward weights (h, w, 4); feat (h * w, c)."""
     h, w, _ = wgt.shape
-    c = feat.shape[1]
     for i in range(h):
         for j in range(w):
             a = i * w + j
@@ -199,11 +204,7 @@ def add_semantic_grid(wgt, feat, weight, steep, margin):
                 if y >= h or x < 0 or x >= w:
                     continue
                 b = y * w + x
-                e = 0.0
-                for k in range(c):
-                    t = feat[a, k] - feat[b, k]
-                    e += t * t
-                v = math.erf(steep * (1.0 - math.sqrt(e) - margin))
+                v = _semantic_affinity(feat, a, b, steep, margin)
                 if v > 0.0:
                     wgt[i, j, d] += weight * v
     return wgt

@@ -77,6 +77,17 @@ def init_centres(lab, gy, gx):
     return cen
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _slic_distance(l0, l1, l2, i, j, cen, k, m2):
+    """SLIC distance from pixel (i, j) of Lab colour (l0, l1, l2) to centre k."""
+    t0 = l0 - cen[k, 0]
+    t1 = l1 - cen[k, 1]
+    t2 = l2 - cen[k, 2]
+    ty = i - cen[k, 3]
+    tx = j - cen[k, 4]
+    return t0 * t0 + t1 * t1 + t2 * t2 + m2 * (ty * ty + tx * tx)
+
+
 @njit(cache=True, nogil=True, fastmath=True)
 def _assign(lab, cen, gy, gx, m2, labels):
     """labels (h, w) int32 = nearest of the 9 neighbouring cells' centres; returns #changed."""
@@ -100,12 +111,7 @@ def _assign(lab, cen, gy, gx, m2, labels):
                     if x < 0 or x >= gx:
                         continue
                     k = y * gx + x
-                    t0 = l0 - cen[k, 0]
-                    t1 = l1 - cen[k, 1]
-                    t2 = l2 - cen[k, 2]
-                    ty = i - cen[k, 3]
-                    tx = j - cen[k, 4]
-                    d = t0 * t0 + t1 * t1 + t2 * t2 + m2 * (ty * ty + tx * tx)
+                    d = _slic_distance(l0, l1, l2, i, j, cen, k, m2)
                     if d < best:
                         best = d
                         bk = k
@@ -236,12 +242,7 @@ def soft_assign(lab, cen, gy, gx, m2, tau, alpha_nodes, out):
                     if x < 0 or x >= gx:
                         continue
                     k = y * gx + x
-                    t0 = l0 - cen[k, 0]
-                    t1 = l1 - cen[k, 1]
-                    t2 = l2 - cen[k, 2]
-                    ty = i - cen[k, 3]
-                    tx = j - cen[k, 4]
-                    d = t0 * t0 + t1 * t1 + t2 * t2 + m2 * (ty * ty + tx * tx)
+                    d = _slic_distance(l0, l1, l2, i, j, cen, k, m2)
                     dist[m] = d
                     val[m] = alpha_nodes[k]
                     if d < best:
