@@ -275,7 +275,23 @@ def set_value(cfg: Config, key: str, value: Any, source: str = "command line") -
     A string value is parsed as YAML first (so ``"0.7"`` is a number and
     ``"[virtual, window]"`` a list), except for string-typed keys.
     """
+    return set_values(cfg, {key: value}, source)
+
+
+def set_values(cfg: Config, values: dict[str, Any], source: str = "command line") -> Config:
+    """A copy of ``cfg`` with several dotted keys set, each checked, then checked together.
+
+    Keys that only make sense together (``background.mode: image`` and
+    ``background.image``) can be given in any order.
+    """
     new = copy.deepcopy(cfg)
+    for key, value in values.items():
+        _set_leaf(new, key, value, source)
+    validate(new, source)
+    return new
+
+
+def _set_leaf(new: Config, key: str, value: Any, source: str) -> None:
     obj, name = _resolve(new, key, source)
     f = _fields(obj)[name]
     default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
@@ -285,8 +301,6 @@ def set_value(cfg: Config, key: str, value: Any, source: str = "command line") -
         except yaml.YAMLError:
             pass
     setattr(obj, name, _check_value(f, value, f"{source}: {key}"))
-    validate(new, source)
-    return new
 
 
 def validate(cfg: Config, source: str) -> None:
@@ -359,9 +373,7 @@ def load(path: Path | None = None, overrides: dict[str, Any] | None = None) -> C
         cfg = load_file(Path(path), cfg)
     elif user_config_path().is_file():
         cfg = load_file(user_config_path(), cfg)
-    for key, value in (overrides or {}).items():
-        cfg = set_value(cfg, key, value)
-    return cfg
+    return set_values(cfg, overrides or {})
 
 
 def describe() -> list[tuple[str, Any, str]]:

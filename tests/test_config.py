@@ -91,3 +91,14 @@ def test_set_value_leaves_the_original_untouched():
     new = config.set_value(cfg, "model.name", "square")
     assert new.model.name == "square" and cfg.model.name == "auto"
     assert new.get("model.name") == "square"
+
+
+def test_overrides_are_checked_together_in_any_order(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    picture = tmp_path / "beach.jpg"
+    picture.write_bytes(b"x")
+    cfg = config.load(overrides={"background.mode": "image", "background.image": str(picture)})
+    assert cfg.background.mode == "image" and cfg.background.image == str(picture)
+    with pytest.raises(ConfigError, match="missing.jpg'?: no such file"):
+        config.load(overrides={"background.mode": "image",
+                               "background.image": str(tmp_path / "missing.jpg")})
