@@ -4,8 +4,8 @@ Measures on the built-in sample, rendered once at the requested size into an
 MPEG-4 file in a temporary folder, so that decoding is real:
 
 1. stages, one after the other on one thread: grab (decode), segment,
-   refine (and its sub-steps), temporal, composite (and composite_alpha
-   when an overlay is among ``output.sinks``); median and p95;
+   refine (and its sub-steps), temporal, composite (composite_pair, both
+   outputs at once, when an overlay is among ``output.sinks``); median and p95;
 2. the daemon's threaded engine as a batch, file source to null sink,
    unthrottled: frames/s;
 3. the daemon paced like a camera (``--paced``): latency and CPU; or a long
@@ -107,8 +107,8 @@ def _proc_status() -> dict[str, int]:
 def _daemon(cfg: Config, clip: Path, *, live: bool, max_frames: int | None = None):
     """The daemon's engine on ``clip`` into null sinks: paced like a camera when ``live``.
 
-    With an overlay configured a second null sink wants alpha, so the extra
-    composite ("composite_alpha") is done and timed as in the real daemon.
+    With an overlay configured a second null sink wants alpha, so both outputs
+    are composed ("composite_pair") and timed as in the real daemon.
     """
     from livebg.capture import PacedSource
     from livebg.daemon import Daemon

@@ -170,28 +170,29 @@ class Compositor:
             raise RuntimeError("Compositor is closed")
         if self._mode == "none":
             return frame
-        frame = np.ascontiguousarray(frame)
-        alpha = np.ascontiguousarray(alpha)
+        flat, alpha, fb = self._estimate(frame, alpha)
+        return self._blend(flat, alpha, fb)
+
+    def compose_pair(self, frame: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(output, cut-out): :meth:`compose`'s output and a BGRA cut-out of the person.
+
+        The cut-out is what mode "transparent" gives (colour = the estimated
+        person colour, A = round(alpha * 255)), made from the same colour
+        estimates, so a second output with alpha (the overlay) costs one more
+        full-resolution pass rather than a second compositor. In mode
+        "transparent" both are the same array; in mode "none" the output is
+        ``frame`` itself.
+        """
+        _check(frame, alpha)
+        if self._closed:
+            raise RuntimeError("Compositor is closed")
+        flat, alpha, fb = self._estimate(frame, alpha)
         h, w = alpha.shape
-        if self._size != (h, w):
-            self._resize(h, w)
-
-        flat = frame.reshape(h, w * 3)
-        block_sums(flat, alpha, self._fa, self._ba, self._a2, self._extra, self._clear, self._cls)
-        fb = self._foreground_background()
-
-        out = np.empty((h, w, self.output_channels), np.uint8)
-        if self._mode == "color":
-            np.copyto(out, self._color_frame)
-        elif self._mode == "blur":
-            self._blurred_background(out)
-        elif self._mode in ("image", "video"):
-            np.copyto(out, self._background.frame(h, w))
+        cutout = np.empty((h, w, 4), np.uint8)
+        composite_bgra(flat, alpha, self._cls, fb, cutout.view(BGRA_U32).reshape(h, w))
         if self._mode == "transparent":
-            composite_bgra(flat, alpha, self._cls, fb, out.view(BGRA_U32).reshape(h, w))
-        else:
-            composite_bgr(flat, alpha, self._cls, fb, out.reshape(h, w * 3))
-        return out
+            return cutout, cutout
+        return (frame if self._mode == "none" else self._blend(flat, alpha, fb)), cutout
 
     def close(self) -> None:
         """Release a video background and the buffers. Idempotent."""
@@ -208,6 +209,33 @@ class Compositor:
         self.close()
 
     # -- internals ---------------------------------------------------------
+
+    def _estimate(self, frame: np.ndarray, alpha: np.ndarray):
+        """Block moments and colour estimates for this frame: (flat frame, alpha, fb)."""
+        frame = np.ascontiguousarray(frame)
+        alpha = np.ascontiguousarray(alpha)
+        h, w = alpha.shape
+        if self._size != (h, w):
+            self._resize(h, w)
+        flat = frame.reshape(h, w * 3)
+        block_sums(flat, alpha, self._fa, self._ba, self._a2, self._extra, self._clear, self._cls)
+        return flat, alpha, self._foreground_background()
+
+    def _blend(self, flat: np.ndarray, alpha: np.ndarray, fb: np.ndarray) -> np.ndarray:
+        """The output of this compositor's mode from :meth:`_estimate`'s results."""
+        h, w = alpha.shape
+        out = np.empty((h, w, self.output_channels), np.uint8)
+        if self._mode == "color":
+            np.copyto(out, self._color_frame)
+        elif self._mode == "blur":
+            self._blurred_background(out)
+        elif self._mode in ("image", "video"):
+            np.copyto(out, self._background.frame(h, w))
+        if self._mode == "transparent":
+            composite_bgra(flat, alpha, self._cls, fb, out.view(BGRA_U32).reshape(h, w))
+        else:
+            composite_bgr(flat, alpha, self._cls, fb, out.reshape(h, w * 3))
+        return out
 
     def _resize(self, h: int, w: int) -> None:
         """(Re)allocate the per-size buffers and derive the blur scales."""

@@ -2,9 +2,9 @@
 
 Runs on the engine's output thread. Sinks get the composited BGR frame (BGRA
 for a transparent background); a sink whose class sets ``wants_alpha = True``
-(the overlay) gets a BGRA frame instead, composed a second time with the
-matte as alpha when the background is not transparent (timed as
-"composite_alpha"; done only when such a sink exists). In a live run, when no
+(the overlay) gets a BGRA cut-out instead (colour = the person's estimated
+colour, A = the matte), made from the same colour estimates as the BGR
+output (timed as "composite_pair"; done only when such a sink exists). In a live run, when no
 fresh frame arrives within 2.5 frame periods (camera reopening, paused), the
 last output, or a card saying why, is re-sent at the camera's rate, so a call
 never sees a dead device.

@@ -448,3 +448,21 @@ def test_wrong_shape_is_a_value_error(mode, tmp_path):
         ]:
             with pytest.raises(ValueError):
                 comp.compose(bad_frame, bad_alpha)
+
+
+def test_compose_pair_matches_two_compositors():
+    """compose_pair's output equals compose's, and its cut-out equals a transparent compositor's."""
+    rng = np.random.default_rng(7)
+    frame = rng.integers(0, 256, (90, 160, 3), dtype=np.uint8)
+    alpha = np.zeros((90, 160), np.float32)
+    cv2.circle(alpha, (80, 45), 30, 1.0, -1)
+    alpha = cv2.GaussianBlur(alpha, (0, 0), 3)
+    for mode in ("blur", "color", "none"):
+        with Compositor(mode) as pair, Compositor(mode) as one, \
+                Compositor("transparent") as cut:
+            out, cutout = pair.compose_pair(frame, alpha)
+            assert np.array_equal(out, one.compose(frame, alpha)), mode
+            assert np.array_equal(cutout, cut.compose(frame, alpha)), mode
+    with Compositor("transparent") as t:
+        out, cutout = t.compose_pair(frame, alpha)
+        assert out is cutout and out.shape == (90, 160, 4)

@@ -102,7 +102,7 @@ def test_file_through_daemon_into_file_sink(clip, tmp_path):
         n += 1
     assert n == 30
     assert d.stats.frames == 30 and d.stats.dropped == 0
-    assert "composite_alpha" not in d.stats.summary(), "no sink wants alpha: no extra work"
+    assert "composite_pair" not in d.stats.summary(), "no sink wants alpha: no extra work"
 
 
 def test_blurred_output_and_transparent_overlay_at_once(clip, tmp_path):
@@ -120,7 +120,7 @@ def test_blurred_output_and_transparent_overlay_at_once(clip, tmp_path):
     overlay = next(s for s in d.sinks if isinstance(s, OverlaySink))
     pngs = sorted(out.glob("*.png"))
     assert len(pngs) == n and overlay.frames == n
-    assert "composite_alpha" in d.stats.summary()
+    assert "composite_pair" in d.stats.summary()
     assert overlay.last_frame is d.output.last_alpha
     # The same frames through a fresh processor, in order, give the same mattes.
     proc = make_processor(cfg, W, H)
