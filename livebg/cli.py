@@ -95,6 +95,8 @@ def _add_common(p: argparse.ArgumentParser, *, io: bool = True) -> None:
                    help="blur, blur:0.8, none, transparent, #rrggbb, or an image/video file")
     p.add_argument("--model", "-m", choices=("auto", "landscape", "square"))
     p.add_argument("--refine", metavar="MODE", help="matte refinement (see `refine.mode`)")
+    p.add_argument("--temporal", choices=("on", "off", "motion"),
+                   help="temporal stage on (motion) or off (see `temporal.mode`)")
     p.add_argument("--threads", type=int, metavar="N", help="net threads on the CPU")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override any configuration key, e.g. background.blur=0.8")
@@ -483,8 +485,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p, io=False)
     p.add_argument("data", metavar="DATA", help="folder with images/ + masks/, or of clips "
                    "(CLIP/frames/ + CLIP/masks/, see `livebg clips`)")
-    p.add_argument("--temporal", choices=("on", "off", "motion"),
-                   help="temporal stage on (motion) or off (see `temporal.mode`)")
     p.add_argument("--out", default="livebg-eval", metavar="DIR",
                    help="folder for eval.json and eval.png (default: ./livebg-eval)")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N photos or clips")

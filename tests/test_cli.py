@@ -100,3 +100,16 @@ def test_python_dash_m_entry_point():
     r = subprocess.run([sys.executable, "-m", "livebg", "--version"], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.startswith("livebg ")
+
+
+def test_common_flags_exist_on_every_processing_command():
+    """The README lists these as common options: each command that processes frames has them."""
+    from livebg.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name in ("run", "demo", "matte", "bench", "eval"):
+        flags = {o for a in sub.choices[name]._actions for o in a.option_strings}
+        for flag in ("--config", "--background", "--model", "--refine", "--temporal",
+                     "--threads", "--set", "--overwrite"):
+            assert flag in flags, f"livebg {name} lacks {flag}"
