@@ -23,6 +23,10 @@ from livebg.types import Frame
 
 log = logging.getLogger(__name__)
 
+# OpenCV's own warnings ("can't open camera by index") would repeat on every
+# reopen attempt; our log says what failed and what to do, once.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"}
