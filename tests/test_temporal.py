@@ -151,6 +151,9 @@ def test_config_builds_the_stage():
 
     assert config.Config().temporal.mode == "motion"
     assert isinstance(build.make_temporal(config.Config()), TemporalFilter)
+    assert build.make_temporal(config.Config()).alpha_tol > 0  # sss: the hold is on
+    plain = config.set_value(config.Config(), "refine.mode", "none")
+    assert build.make_temporal(plain).alpha_tol == 0  # nothing for the hold to remove
     off = config.set_value(config.Config(), "temporal.mode", "off")
     assert build.make_temporal(off) is None
     with pytest.raises(config.ConfigError):
