@@ -54,14 +54,20 @@ def _grey(image: QImage) -> QImage:
     return out
 
 
-def pixmap(state: str, size: int = 64) -> QPixmap:
-    """The icon for ``state`` (one of daemon_link.STATES) as a size x size pixmap."""
+def _render(size: int) -> QImage:
+    """The project's SVG icon on a transparent size x size image."""
     image = QImage(size, size, QImage.Format.Format_ARGB32_Premultiplied)
     image.fill(Qt.GlobalColor.transparent)
     p = QPainter(image)
     p.setRenderHint(QPainter.RenderHint.Antialiasing)
     _svg().render(p, QRectF(0, 0, size, size))
     p.end()
+    return image
+
+
+def pixmap(state: str, size: int = 64) -> QPixmap:
+    """The icon for ``state`` (one of daemon_link.STATES) as a size x size pixmap."""
+    image = _render(size)
     if state == STOPPED:
         image = _grey(image)
     p = QPainter(image)
@@ -108,11 +114,5 @@ def app_icon() -> QIcon:
     """The plain icon (window title bars, the about box)."""
     ic = QIcon()
     for s in SIZES:
-        image = QImage(s, s, QImage.Format.Format_ARGB32_Premultiplied)
-        image.fill(Qt.GlobalColor.transparent)
-        p = QPainter(image)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        _svg().render(p, QRectF(0, 0, s, s))
-        p.end()
-        ic.addPixmap(QPixmap.fromImage(image))
+        ic.addPixmap(QPixmap.fromImage(_render(s)))
     return ic
