@@ -281,18 +281,22 @@ class Daemon:
         self.capture.run(self._q_in, self._stop, self._pause_reason)
         self._q_in.put(_END, self._stop)
 
-    def _segment_loop(self) -> None:
-        """The net only (stateless), so that it overlaps the refinement of the previous frame."""
+    def _items(self, src: Slot, dst: Slot):
+        """Items from ``src`` until the end marker (passed on to ``dst``) or a stop."""
         while True:
-            item = self._q_in.get(0.05)
+            item = src.get(0.05)
             if item is None:
                 if self._stop.is_set():
                     return
                 continue
             if item is _END:
-                self._q_mid.put(_END, self._stop)
+                dst.put(_END, self._stop)
                 return
-            frame, t_cap = item
+            yield item
+
+    def _segment_loop(self) -> None:
+        """The net only (stateless), so that it overlaps the refinement of the previous frame."""
+        for frame, t_cap in self._items(self._q_in, self._q_mid):
             proc = self.processor
             if self.capture.fresh:  # a new source: nothing carries over
                 self.capture.fresh = False
@@ -310,16 +314,7 @@ class Daemon:
     def _matte_loop(self) -> None:
         """Temporal stage and refinement: every stateful step, so their state has one owner."""
         generation = 0
-        while True:
-            item = self._q_mid.get(0.05)
-            if item is None:
-                if self._stop.is_set():
-                    return
-                continue
-            if item is _END:
-                self._q_out.put(_END, self._stop)
-                return
-            frame, t_cap, seg, proc, gen = item
+        for frame, t_cap, seg, proc, gen in self._items(self._q_mid, self._q_out):
             if gen != generation:  # tagged, not flagged: a dropped item cannot lose a reset
                 generation = gen
                 proc.reset()
