@@ -31,7 +31,7 @@ def background_overrides(spec: str) -> dict:
     ``blur`` or ``blur:0.8``, ``none``, ``transparent``, ``#rrggbb``, or the
     path of an image or video file.
     """
-    from livebg.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+    from livebg.stages.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
     if spec in ("none", "transparent", "blur"):
         return {"background.mode": spec}
@@ -111,7 +111,7 @@ def cmd_run(args) -> int:
     import signal
     import threading
 
-    from livebg.daemon import Daemon
+    from livebg.engine.daemon import Daemon
 
     stop = threading.Event()
     holder: dict = {}
@@ -147,7 +147,7 @@ def cmd_ctl(args) -> int:
     import base64
     import json
 
-    from livebg import control
+    from livebg.system import control
 
     path = Path(args.socket) if args.socket else None
     if path is None:
@@ -239,7 +239,7 @@ def _format_reply(action: str, r: dict) -> str:
 
 
 def cmd_doctor(args) -> int:
-    from livebg import doctor
+    from livebg.system import doctor
 
     _setup_logging("warning")
     return doctor.main(Path(args.config) if args.config else None,
@@ -262,9 +262,9 @@ def cmd_demo(args) -> int:
     import numpy as np
 
     from livebg.config import set_value
-    from livebg.daemon import Daemon
-    from livebg.sinks import VideoFileSink, to_bgr
-    from livebg.sources import SampleSource
+    from livebg.engine.daemon import Daemon
+    from livebg.sinks.base import VideoFileSink, to_bgr
+    from livebg.stages.sources import SampleSource
 
     cfg = set_value(load_config(args), "input", "sample")
     _setup_logging(cfg.log.level)
@@ -296,7 +296,7 @@ def cmd_demo(args) -> int:
 
 
 def _list_images(inputs: list[str]) -> list[Path]:
-    from livebg.sources import IMAGE_EXTENSIONS
+    from livebg.stages.sources import IMAGE_EXTENSIONS
 
     files: list[Path] = []
     for item in inputs:
@@ -323,8 +323,8 @@ def cmd_matte(args) -> int:
     import cv2
     import numpy as np
 
-    from livebg.build import make_refiner, make_segmenter
-    from livebg.sources import read_image
+    from livebg.factory import make_refiner, make_segmenter
+    from livebg.stages.sources import read_image
 
     cfg = load_config(args)
     _setup_logging(cfg.log.level)
@@ -344,7 +344,7 @@ def cmd_matte(args) -> int:
     for f in files:
         image = read_image(f)
         h, w = image.shape[:2]
-        from livebg.segment import pick_model
+        from livebg.stages.segment import pick_model
 
         name = pick_model(cfg.model.name, w, h)
         if name not in segmenters:
@@ -362,7 +362,7 @@ def cmd_matte(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from livebg import bench
+    from livebg.eval import bench
 
     cfg = load_config(args)
     _setup_logging("warning")
@@ -372,7 +372,7 @@ def cmd_bench(args) -> int:
 
 def cmd_eval(args) -> int:
     """Score the pipeline on photos or clips with ground truth: table, JSON, PNG report."""
-    from livebg import evaluate
+    from livebg.eval import evaluate
 
     cfg = load_config(args)
     _setup_logging("warning")
@@ -385,7 +385,7 @@ def cmd_eval(args) -> int:
 
 def cmd_clips(args) -> int:
     """Generate test clips with exact ground truth from a folder of photos and masks."""
-    from livebg import clips
+    from livebg.eval import clips
 
     _setup_logging("warning")
     try:
@@ -531,10 +531,10 @@ def _exit_now(rc: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from livebg.config import ConfigError
-    from livebg.control import AlreadyRunning
-    from livebg.segment import ModelError
-    from livebg.sinks import SinkError
-    from livebg.sources import SourceError
+    from livebg.system.control import AlreadyRunning
+    from livebg.stages.segment import ModelError
+    from livebg.sinks.base import SinkError
+    from livebg.stages.sources import SourceError
 
     args = build_parser().parse_args(argv)
     try:

@@ -32,9 +32,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from livebg.metrics import band_mae, boundary_iou, iou
-from livebg.refine import make_refiner
-from livebg.segment import Segmenter
+from livebg.eval.metrics import band_mae, boundary_iou, iou
+from livebg.stages.refine import make_refiner
+from livebg.stages.segment import Segmenter
 
 DATA = Path("/work/shared/data/portraits")
 SAMPLE = Path(__file__).resolve().parent.parent / "livebg" / "data" / "astronaut.jpg"

@@ -9,8 +9,8 @@ Run from the repository root: ``python scripts/make_sample_alpha.py``.
 import cv2
 import numpy as np
 
-from livebg.segment import Segmenter
-from livebg.sources import DATA_DIR
+from livebg.stages.segment import Segmenter
+from livebg.stages.sources import DATA_DIR
 
 image = cv2.imread(str(DATA_DIR / "astronaut.jpg"))
 prob = Segmenter("square").segment(image).probability

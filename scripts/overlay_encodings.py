@@ -27,10 +27,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from livebg.compose import Compositor
-from livebg.overlay import OverlaySink, encode_frame
-from livebg.sinks import NullSink
-from livebg.sources import SampleSource
+from livebg.stages.compose.compose import Compositor
+from livebg.sinks.overlay import OverlaySink, encode_frame
+from livebg.sinks.base import NullSink
+from livebg.stages.sources import SampleSource
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
@@ -199,7 +199,7 @@ def measure_live(p, frames, seconds=6.0) -> dict:
 
 def screenshot(p, path: Path) -> None:
     """The page over a checkerboard, fed the real pipeline's output."""
-    from livebg.build import make_processor
+    from livebg.factory import make_processor
     from livebg.config import Config
 
     cfg = Config()

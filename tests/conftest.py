@@ -51,8 +51,8 @@ def private_dirs(tmp_path, monkeypatch) -> Path:
 
 def write_sample_clip(path: Path, width: int, height: int, frames: int) -> Path:
     """A real MJPEG/MPEG-4 clip (by suffix) of the built-in sample, ``frames`` long."""
-    from livebg.sinks import VideoFileSink
-    from livebg.sources import SampleSource
+    from livebg.sinks.base import VideoFileSink
+    from livebg.stages.sources import SampleSource
 
     src = SampleSource(width=width, height=height, count=frames)
     with VideoFileSink(path, width, height, 30) as sink:

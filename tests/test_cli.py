@@ -33,11 +33,11 @@ def test_demo_writes_video_and_still(tmp_path, capsys):
 
 def test_run_file_to_file_changes_only_the_background(tmp_path):
     """The person stays, the background changes: compare with the sample's own cut-out."""
-    from livebg.sources import SampleSource
+    from livebg.stages.sources import SampleSource
 
     src = SampleSource(width=640, height=360, count=10)
     inp = tmp_path / "in.avi"
-    from livebg.sinks import VideoFileSink
+    from livebg.sinks.base import VideoFileSink
 
     with VideoFileSink(inp, 640, 360, 30) as sink:
         for i in range(10):

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from livebg import clips as C
-from livebg import metrics as M
+from livebg.eval import clips as C
+from livebg.eval import metrics as M
 
 SIZE = (160, 90)  # (W, H): small and fast
 N_STILL, N_MOVE, N_END = 5, 12, 6

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from livebg.backgrounds import VideoBackground, fit_image
-from livebg.compose import MODES, Compositor
+from livebg.stages.compose.backgrounds import VideoBackground, fit_image
+from livebg.stages.compose.compose import MODES, Compositor
 
 DATA = Path(__file__).resolve().parents[1] / "livebg" / "data"
 ROCKET = DATA / "scene_rocket.jpg"

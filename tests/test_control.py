@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from conftest import write_sample_clip
 
-from livebg import control
+from livebg.system import control
 from livebg.cli import main
 from livebg.config import Config, set_value
-from livebg.control import AlreadyRunning, ControlServer
-from livebg.daemon import Daemon
+from livebg.system.control import AlreadyRunning, ControlServer
+from livebg.engine.daemon import Daemon
 
 W, H = 320, 180
 

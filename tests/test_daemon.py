@@ -22,15 +22,15 @@ import numpy as np
 import pytest
 from conftest import write_sample_clip
 
-from livebg import capture as capture_mod
-from livebg import ondemand as ondemand_mod
-from livebg.capture import PacedSource
+from livebg.engine import capture as capture_mod
+from livebg.engine import ondemand as ondemand_mod
+from livebg.engine.capture import PacedSource
 from livebg.config import Config, set_value
-from livebg.daemon import Daemon
-from livebg.frames import even_size, fit_frame, make_card
-from livebg.loopback import OpenWatcher, holders
-from livebg.sinks import NullSink
-from livebg.sources import SourceError, VideoFileSource
+from livebg.engine.daemon import Daemon
+from livebg.engine.frames import even_size, fit_frame, make_card
+from livebg.system.devices import OpenWatcher, holders
+from livebg.sinks.base import NullSink
+from livebg.stages.sources import SourceError, VideoFileSource
 
 W, H = 320, 180
 
@@ -108,8 +108,8 @@ def test_file_through_daemon_into_file_sink(clip, tmp_path):
 def test_blurred_output_and_transparent_overlay_at_once(clip, tmp_path):
     """Background blur into PNG frames and the overlay at once: the PNGs are the BGR
     blurred-background output, the overlay gets BGRA frames whose alpha is the matte."""
-    from livebg.build import make_processor
-    from livebg.overlay import OverlaySink
+    from livebg.factory import make_processor
+    from livebg.sinks.overlay import OverlaySink
 
     n = 8
     out = tmp_path / "frames"

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from livebg import doctor, loopback
+from livebg.system import doctor
+
+from livebg.system import devices as loopback
 from livebg.cli import main
 
 

@@ -9,7 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from livebg import evaluate, report
+from livebg.eval import evaluate
+
+from livebg.eval import report
 from livebg.cli import main
 
 PHOTO_KEYS = {"iou", "boundary_iou", "mae", "band_mae", "ms"}

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from livebg import metrics as M
+from livebg.eval import metrics as M
 
 
 def square(shape, r0, r1, c0, c1, dtype=np.float32):

@@ -16,8 +16,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from livebg.overlay import WINDOW, OverlaySink, decode_frame, encode_frame
-from livebg.sinks import SinkError, open_sink
+from livebg.sinks.overlay import WINDOW, OverlaySink, decode_frame, encode_frame
+from livebg.sinks.base import SinkError, open_sink
 
 W, H = 1280, 720
 CHROMIUM = "/usr/bin/chromium"
@@ -140,7 +140,7 @@ def test_wants_alpha_and_takes_bgr_quietly(sink, caplog):
     """The daemon gives the overlay BGRA whatever the background; a BGR card is just opaque."""
     assert OverlaySink.wants_alpha is True
     bgra = disc_frame()
-    with caplog.at_level(logging.WARNING, logger="livebg.overlay"):
+    with caplog.at_level(logging.WARNING, logger="livebg.sinks.overlay"):
         sink.write(bgra)
         assert sink.last_frame is bgra
         for _ in range(60):

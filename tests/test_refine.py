@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from livebg.refine import make_refiner
+from livebg.stages.refine import make_refiner
 
 
 
@@ -197,8 +197,8 @@ def test_timings_report_substeps(variant, extra):
 
 
 def slic_scene(h=90, w=160, n=300, iters=4):
-    from livebg.refine import superpixels as spx
-    from livebg.refine.guided import downsample
+    from livebg.stages.refine import superpixels as spx
+    from livebg.stages.refine.guided import downsample
 
     img, prob, _ = soft_edge_scene()
     rng = np.random.default_rng(4)
@@ -231,7 +231,7 @@ def test_slic_labels_cover_the_frame():
 
 
 def test_slic_warm_start_on_the_same_frame_converges():
-    from livebg.refine import superpixels as spx
+    from livebg.stages.refine import superpixels as spx
 
     lab, p, cen, labels, _, _, (gy, gx, m2) = slic_scene(iters=4)
     changes = []
@@ -245,7 +245,7 @@ def test_slic_warm_start_on_the_same_frame_converges():
 
 
 def test_slic_soft_assignment_interpolates():
-    from livebg.refine import superpixels as spx
+    from livebg.stages.refine import superpixels as spx
 
     lab, _, cen, labels, _, _, (gy, gx, m2) = slic_scene()
     a_nodes = np.random.default_rng(5).random(gy * gx).astype(np.float32)
@@ -267,9 +267,9 @@ def _dense(csr, n):
 
 
 def slic_graph(non_local=True):
-    from livebg.refine import superpixels as spx
-    from livebg.refine.graph import build_csr, slot_weights
-    from livebg.refine.nonlocal_edges import colour_knn, knn_weights
+    from livebg.stages.refine import superpixels as spx
+    from livebg.stages.refine.graph import build_csr, slot_weights
+    from livebg.stages.refine.nonlocal_edges import colour_knn, knn_weights
 
     lab, p, cen, labels, pbar, _, (gy, gx, _) = slic_scene()
     h, w = labels.shape
@@ -300,9 +300,9 @@ def test_graph_is_symmetric_with_non_local_edges():
 
 
 def test_csr_solve_matches_grid_stencil():
-    from livebg.refine import superpixels as spx
-    from livebg.refine.graph import build_csr, grid_weights
-    from livebg.refine.solve import solve_confidence, solve_confidence_csr
+    from livebg.stages.refine import superpixels as spx
+    from livebg.stages.refine.graph import build_csr, grid_weights
+    from livebg.stages.refine.solve import solve_confidence, solve_confidence_csr
 
     rng = np.random.default_rng(6)
     lab = (rng.random((20, 30, 3)) * 50).astype(np.float32)
@@ -328,7 +328,7 @@ def test_csr_solve_matches_grid_stencil():
 
 
 def test_tracked_eigenvectors():
-    from livebg.refine import eigen as eg
+    from livebg.stages.refine import eigen as eg
 
     csr, pbar, _, (gy, gx, _, _), _ = slic_graph()
     n, k = gy * gx, 8
@@ -359,8 +359,8 @@ def test_tracked_eigenvectors():
 
 
 def test_sss_beats_none_on_dev_photos(portraits):
-    from livebg.metrics import boundary_iou, iou
-    from livebg.segment import Segmenter
+    from livebg.eval.metrics import boundary_iou, iou
+    from livebg.stages.segment import Segmenter
 
     net = Segmenter("square")
     files = sorted((portraits / "images").glob("*.jpg"))[::3]  # 20 photos: keep it fast
@@ -383,7 +383,7 @@ def test_sss_beats_none_on_dev_photos(portraits):
     ("guided", "grid", True, False), ("none", "slic", False, False)])
 def test_config_builds_refiner_and_asks_for_features_only_when_used(
         monkeypatch, mode, superpixels, semantic, features):
-    import livebg.build as build
+    import livebg.factory as build
     from livebg.config import Config
 
     cfg = Config()
@@ -400,7 +400,7 @@ def test_config_builds_refiner_and_asks_for_features_only_when_used(
 
 def test_config_defaults_match_refiner_defaults():
     from livebg.config import Config
-    from livebg.refine.sss import SSSRefiner
+    from livebg.stages.refine.sss import SSSRefiner
 
     cfg, r = Config().refine, SSSRefiner()
     assert (cfg.superpixels, cfg.semantic) == (r.superpixels, r.semantic)

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from livebg.segment import ModelError, Segmenter, model_path, open_session, pick_model
+from livebg.stages.segment import ModelError, Segmenter, model_path, open_session, pick_model
 
 # Measured on the 60 dev photos (mean IoU, probability bilinearly upsampled,
 # threshold 0.5): square 0.9161, landscape 0.9151. Floors leave a small margin.

@@ -4,9 +4,9 @@ import cv2
 import numpy as np
 import pytest
 
-from livebg.sinks import (NullSink, PngSequenceSink, SinkError, VideoFileSink,
+from livebg.sinks.base import (NullSink, PngSequenceSink, SinkError, VideoFileSink,
                           VirtualCameraSink, WindowSink, open_sink, to_bgr)
-from livebg.sources import (ImageSource, SampleSource, SourceError, VideoFileSource,
+from livebg.stages.sources import (ImageSource, SampleSource, SourceError, VideoFileSource,
                             open_source)
 
 

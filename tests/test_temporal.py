@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from livebg.pipeline import Processor
+from livebg.processor import Processor
 from livebg.stats import StageStats
-from livebg.temporal import TemporalFilter, make_temporal
+from livebg.stages.temporal import TemporalFilter, make_temporal
 from livebg.types import Segmentation
 
 NET = (72, 128)  # (h, w) of the fake net's probability
@@ -147,7 +147,8 @@ def test_make_temporal_and_bad_arguments():
 
 
 def test_config_builds_the_stage():
-    from livebg import build, config
+    from livebg import config
+    from livebg import factory as build
 
     assert config.Config().temporal.mode == "motion"
     assert isinstance(build.make_temporal(config.Config()), TemporalFilter)

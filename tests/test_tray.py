@@ -27,7 +27,8 @@ pytest.importorskip("ruamel.yaml", reason='the tray needs ruamel.yaml: pip insta
 import cv2  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from livebg.tray import autostart, persist  # noqa: E402
+from livebg.system import autostart  # noqa: E402
+from livebg.tray import persist  # noqa: E402
 from livebg.tray.daemon_link import (NO_CAMERA, PAUSED, RUNNING, STATES, STOPPED,  # noqa: E402
                                      DaemonLink, classify)
 
@@ -53,7 +54,7 @@ def qapp():
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     """Private XDG folders, a config.yaml with comments, an input image, two backgrounds."""
-    from livebg.sources import SampleSource
+    from livebg.stages.sources import SampleSource
 
     run, cfg = tmp_path / "run", tmp_path / "config"
     run.mkdir(mode=0o700)
@@ -222,7 +223,7 @@ def test_autostart_xdg_entry(home):
 
 
 def test_core_does_not_import_qt():
-    code = ("import sys, livebg.cli, livebg.daemon, livebg.control, livebg.tray; "
+    code = ("import sys, livebg.cli, livebg.engine.daemon, livebg.system.control, livebg.tray; "
             "bad = [m for m in sys.modules if m.startswith('PySide6')]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -61,7 +61,7 @@ def backgrounds_dir() -> Path:
 
 def media_kind(path: str | Path) -> str | None:
     """``image``, ``video`` or None from a file name's extension."""
-    from livebg.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+    from livebg.stages.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
     suffix = Path(path).suffix.lower()
     if suffix in IMAGE_EXTENSIONS:
@@ -80,7 +80,7 @@ def background_files() -> list[Path]:
 
 
 def file_filter() -> str:
-    from livebg.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+    from livebg.stages.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
     images = " ".join(f"*{e}" for e in sorted(IMAGE_EXTENSIONS))
     videos = " ".join(f"*{e}" for e in sorted(VIDEO_EXTENSIONS))

@@ -1,4 +1,4 @@
-"""The tray's only way to the daemon: its control socket (see livebg.control).
+"""The tray's only way to the daemon: its control socket (see livebg.system.control).
 
 Every request opens a fresh connection, so a daemon that restarted is found
 again by the next request with nothing to reset; between the two the tray
@@ -90,7 +90,7 @@ class DaemonLink:
     def path(self) -> Path:
         if self._path is not None:
             return self._path
-        from livebg.control import socket_path
+        from livebg.system.control import socket_path
 
         setting = ""
         try:
@@ -106,7 +106,7 @@ class DaemonLink:
             NotRunning: nothing listens on the socket.
             LinkError: no usable reply, or ``{"ok": false}`` (its error text).
         """
-        from livebg.control import Client, ControlError
+        from livebg.system.control import Client, ControlError
 
         path = self.path
         if not path.exists():
@@ -168,7 +168,7 @@ class DaemonLink:
         Returns a line saying how. With ``wait`` > 0, waits that many seconds
         for the socket to answer and raises LinkError if it does not.
         """
-        from livebg.tray import autostart
+        from livebg.system import autostart
 
         if autostart.unit_installed() and not extra_args:
             r = subprocess.run(["systemctl", "--user", "start", autostart.UNIT],
@@ -212,7 +212,7 @@ def camera_choices() -> list[tuple[str, str]]:
     Linux: the ``/dev/video*`` capture nodes (not v4l2loopback, not a UVC
     camera's metadata node); elsewhere the indices 0-3.
     """
-    from livebg.loopback import video_devices
+    from livebg.system.devices import video_devices
 
     out = []
     sys_class = Path("/sys/class/video4linux")

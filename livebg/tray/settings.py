@@ -18,7 +18,8 @@ from PySide6.QtWidgets import (QCheckBox, QColorDialog, QComboBox, QFileDialog, 
                                QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                                QSlider, QSpinBox, QVBoxLayout, QWidget)
 
-from livebg.tray import autostart, icons
+from livebg.system import autostart
+from livebg.tray import icons
 from livebg.tray.daemon_link import STOPPED, LinkError, Status, camera_choices
 
 if TYPE_CHECKING:

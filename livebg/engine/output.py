@@ -1,0 +1,129 @@
+"""The output stage: composite each processed frame and hand it to every sink.
+
+Runs on the engine's output thread. Sinks get the composited BGR frame (BGRA
+for a transparent background); a sink whose class sets ``wants_alpha = True``
+(the overlay) gets a BGRA cut-out instead (colour = the person's estimated
+colour, A = the matte), made from the same colour estimates as the BGR
+output (timed as "composite_pair"; done only when such a sink exists). In a live run, when no
+fresh frame arrives within 2.5 frame periods (camera reopening, paused), the
+last output, or a card saying why, is re-sent at the camera's rate, so a call
+never sees a dead device.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+
+from livebg.engine.frames import make_card
+from livebg.stats import StageStats, Timer
+
+log = logging.getLogger(__name__)
+
+CARD_TEXT = {"unavailable": "camera unavailable - reconnecting",
+             "paused": "livebg paused",
+             "starting": "starting camera"}
+
+
+def wants_alpha(sink) -> bool:
+    """True for a sink that declares ``wants_alpha = True`` (BGRA frames, real alpha)."""
+    return bool(getattr(sink, "wants_alpha", False))
+
+
+class Output:
+    """Sinks, the latest output, and the fill-in frames.
+
+    Args:
+        sinks: opened sinks of ``size``.
+        size: (w, h) of every frame.
+        fps: the rate fill-in frames are sent at.
+        stats: where "output" (writing to the sinks) and frame latency go.
+    """
+
+    def __init__(self, sinks: list, size: tuple[int, int], fps: float, stats: StageStats):
+        self.sinks = sinks
+        self.size = size
+        self.fps = fps
+        self.stats = stats
+        self.alpha_wanted = any(wants_alpha(s) for s in sinks)
+        self.last_output: np.ndarray | None = None   # what the plain sinks got last
+        self.last_alpha: np.ndarray | None = None    # what the alpha sinks got last
+        self.last_time = 0.0                          # time.monotonic() of the last new frame
+        self._cards: dict[str, np.ndarray] = {}
+
+    def write(self, image: np.ndarray, with_alpha: np.ndarray | None = None) -> None:
+        """``image`` to every sink, ``with_alpha`` (when given) to those that want alpha."""
+        with Timer(self.stats, "output"):
+            for sink in self.sinks:
+                sink.write(with_alpha if with_alpha is not None and wants_alpha(sink)
+                           else image)
+
+    def card(self, state: str) -> np.ndarray:
+        """The card for ``state`` over the dimmed last output (cached while both hold)."""
+        key = f"{state}:{id(self.last_output)}"
+        card = self._cards.get(key)
+        if card is None:
+            self._cards.clear()
+            card = self._cards[key] = make_card(self.size, CARD_TEXT.get(state, "livebg"),
+                                                self.last_output)
+        return card
+
+    def fill_in(self, state: str) -> None:
+        """Re-send the last output, or a card saying why there is none (``state``)."""
+        if state in ("paused", "unavailable"):
+            self.write(self.card(state))
+        elif self.last_output is not None:
+            self.write(self.last_output, self.last_alpha)
+        else:
+            self.write(self.card("starting"))
+
+    def close(self) -> None:
+        for s in self.sinks:
+            try:
+                s.close()
+            except Exception as e:  # noqa: BLE001 - close the others anyway
+                log.warning("closing %s: %s", s.describe(), e)
+
+    def run(self, q, end, stop: threading.Event, *, live: bool, state: Callable[[], str],
+            on_error: Callable[[BaseException], None]) -> None:
+        """Take (frame, t_capture, alpha, processor) items from ``q`` until ``end`` or ``stop``.
+
+        ``state()`` is the engine's state (running, paused, idle, unavailable,
+        starting) for the fill-in frames of a ``live`` run. A frame that fails
+        to composite goes to ``on_error`` when live, else raises.
+        """
+        period = 1.0 / max(1.0, self.fps)
+        last_write = time.monotonic()
+        while True:
+            item = q.get(min(0.05, period))
+            if item is end:
+                return
+            if item is None:
+                if stop.is_set():
+                    return
+                if not live:
+                    continue
+                now = time.monotonic()
+                st = state()
+                wait = 1.0 if st == "idle" else 2.5 * period if st == "running" else period
+                if now - last_write >= wait:
+                    self.fill_in(st)
+                    last_write = now if now - last_write > 2 * wait else last_write + wait
+                continue
+            frame, t_cap, alpha, proc = item
+            try:
+                out, out_alpha = proc.compose_outputs(frame.image, alpha,
+                                                      with_alpha=self.alpha_wanted)
+            except Exception as e:  # noqa: BLE001
+                if not live:
+                    raise
+                on_error(e)
+                continue
+            self.write(out, out_alpha)
+            self.last_output, self.last_alpha = out, out_alpha
+            last_write = self.last_time = time.monotonic()
+            self.stats.frame_done((last_write - t_cap) * 1e3)

@@ -1,0 +1,1 @@
+"""Measuring tools: quality metrics, test clips, ``livebg eval``, its report, ``livebg bench``."""

@@ -1,0 +1,1 @@
+"""Where output frames go: virtual camera, overlay page, files, window, null."""

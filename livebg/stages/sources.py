@@ -1,0 +1,311 @@
+"""Frame sources: camera, video file, still image and the built-in sample.
+
+Every source has the same small contract: ``read()`` returns the next
+:class:`~livebg.types.Frame` or ``None`` when the stream has ended (a camera
+that fails returns ``None`` too; the daemon decides whether to reopen),
+``close()`` releases the device, ``describe()`` says in words what is being
+read, and a source is a context manager.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from livebg.types import Frame
+
+log = logging.getLogger(__name__)
+
+# OpenCV's own warnings ("can't open camera by index") would repeat on every
+# reopen attempt; our log says what failed and what to do, once.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+VIDEO_EXTENSIONS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"}
+
+
+class SourceError(RuntimeError):
+    """A source cannot be opened; the message says what to do."""
+
+
+class Source(Protocol):
+    def read(self) -> Frame | None: ...
+    def close(self) -> None: ...
+    def describe(self) -> str: ...
+
+
+class _Base:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:  # pragma: no cover - overridden where needed
+        pass
+
+
+def _fourcc_text(value: float) -> str:
+    code = int(value)
+    return "".join(chr((code >> 8 * i) & 0xFF) for i in range(4)).strip("\x00") or "?"
+
+
+class CameraSource(_Base):
+    """A webcam through OpenCV (V4L2 on Linux).
+
+    Asks for ``fourcc`` (MJPG by default) at the given size and rate, and logs
+    what the camera actually gave, which may differ.
+
+    Args:
+        device: index (``"0"`` or ``0``) or device path (``/dev/video0``).
+    """
+
+    def __init__(self, device: str | int = 0, *, width: int = 1280, height: int = 720,
+                 fps: int = 30, fourcc: str = "MJPG"):
+        self.device = device
+        dev: str | int = int(device) if str(device).isdigit() else str(device)
+        backend = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
+        cap = cv2.VideoCapture(dev, backend)
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(f"camera {device}: cannot open it (unplugged, busy, or no permission; "
+                              "check `ls -l /dev/video*`, the `video` group, or `livebg doctor`)")
+        if len(fourcc) == 4:
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*fourcc))
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        cap.set(cv2.CAP_PROP_FPS, fps)
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # keep latency low: no driver-side backlog
+        self._cap = cap
+        self._index = 0
+        self.width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.fps = float(cap.get(cv2.CAP_PROP_FPS)) or float(fps)
+        self.fourcc = _fourcc_text(cap.get(cv2.CAP_PROP_FOURCC))
+        self.requested = (width, height, fps, fourcc)
+        log.info("camera %s: asked for %s %dx%d@%d, got %s %dx%d@%g", device, fourcc, width,
+                 height, fps, self.fourcc, self.width, self.height, self.fps)
+
+    def read(self) -> Frame | None:
+        ok, image = self._cap.read()
+        if not ok or image is None or image.size == 0:
+            return None
+        frame = Frame(image=image, timestamp=time.monotonic(), index=self._index)
+        self._index += 1
+        return frame
+
+    def describe(self) -> str:
+        return f"camera {self.device} ({self.fourcc} {self.width}x{self.height}@{self.fps:g})"
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+class VideoFileSource(_Base):
+    """Frames of a video file, decoded by OpenCV (FFmpeg backend).
+
+    Args:
+        loop: start again at the end instead of returning ``None``.
+    """
+
+    def __init__(self, path: str | Path, *, loop: bool = False):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise SourceError(f"{self.path}: no such video file")
+        self._cap = cv2.VideoCapture(str(self.path))
+        if not self._cap.isOpened():
+            raise SourceError(f"{self.path}: OpenCV cannot decode this video; "
+                              "convert it to H.264 MP4 or MJPEG AVI")
+        self.loop = loop
+        self.fps = float(self._cap.get(cv2.CAP_PROP_FPS)) or 30.0
+        self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.frame_count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        self._index = 0
+
+    def read(self) -> Frame | None:
+        ok, image = self._cap.read()
+        if not ok and self.loop and self._index > 0:
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, image = self._cap.read()
+        if not ok:
+            return None
+        frame = Frame(image=image, timestamp=self._index / self.fps, index=self._index)
+        self._index += 1
+        return frame
+
+    def describe(self) -> str:
+        return f"video {self.path} ({self.width}x{self.height}@{self.fps:g})"
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """A BGR uint8 image from disk, or SourceError saying why not."""
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"{path}: no such image file")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise SourceError(f"{path}: not an image OpenCV can read (use JPEG, PNG, BMP or WebP)")
+    return image
+
+
+class ImageSource(_Base):
+    """One still image, repeated ``count`` times (forever when None)."""
+
+    def __init__(self, path: str | Path, *, count: int | None = 1, fps: float = 30.0):
+        self.path = Path(path)
+        self.image = read_image(path)
+        self.count = count
+        self.fps = fps
+        self.height, self.width = self.image.shape[:2]
+        self._index = 0
+
+    def read(self) -> Frame | None:
+        if self.count is not None and self._index >= self.count:
+            return None
+        frame = Frame(image=self.image, timestamp=self._index / self.fps, index=self._index)
+        self._index += 1
+        return frame
+
+    def describe(self) -> str:
+        return f"image {self.path} ({self.width}x{self.height})"
+
+
+class SampleSource(_Base):
+    """The built-in sample: a real photo of a person moving over a real scene.
+
+    The person is the public-domain NASA portrait of astronaut Eileen Collins
+    (``data/astronaut.jpg``) cut out with ``data/astronaut_alpha.png``; the
+    scene is a CC0 café photo (``data/scene_coffee.jpg``); see
+    ``data/PROVENANCE.md``. The person sways, bobs and leans towards the
+    camera on a 4-second cycle, so the demo exercises moving edges.
+
+    Args:
+        count: frames to produce; None for an endless stream.
+    """
+
+    def __init__(self, *, width: int = 1280, height: int = 720, fps: float = 30.0,
+                 count: int | None = 150):
+        self.width, self.height, self.fps, self.count = width, height, fps, count
+        person = cv2.imread(str(DATA_DIR / "astronaut.jpg"), cv2.IMREAD_COLOR)
+        alpha = cv2.imread(str(DATA_DIR / "astronaut_alpha.png"), cv2.IMREAD_GRAYSCALE)
+        scene = cv2.imread(str(DATA_DIR / "scene_coffee.jpg"), cv2.IMREAD_COLOR)
+        if person is None or alpha is None or scene is None:
+            raise SourceError(f"sample images missing from {DATA_DIR}: reinstall livebg")
+        self.scene = _cover(scene, width, height)  # uint8 BGR (height, width, 3)
+        # Scale so the person's head and shoulders fill about 85 % of the frame height.
+        s = 0.85 * height / person.shape[0]
+        size = (max(1, round(person.shape[1] * s)), max(1, round(person.shape[0] * s)))
+        self.person = cv2.resize(person, size, interpolation=cv2.INTER_AREA)
+        self.alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+        self._index = 0
+
+    def _placement(self, index: int) -> np.ndarray:
+        """2x3 affine matrix placing the person for frame ``index``."""
+        t = index / self.fps
+        ph, pw = self.alpha.shape
+        phase = 2 * math.pi * t / 4.0
+        zoom = 1.0 + 0.06 * math.sin(phase)
+        dx = 0.12 * self.width * math.sin(phase) + 0.5 * (self.width - pw * zoom)
+        dy = self.height - ph * zoom + 0.02 * self.height * (1 - math.cos(2 * phase))
+        return np.array([[zoom, 0, dx], [0, zoom, dy]], np.float32)
+
+    def _roi(self, m: np.ndarray) -> tuple[int, int, int, int]:
+        """Bounding box (x0, y0, x1, y1) of the placed person, clipped to the frame."""
+        ph, pw = self.alpha.shape
+        corners = np.array([[0, 0, 1], [pw, 0, 1], [0, ph, 1], [pw, ph, 1]], np.float32) @ m.T
+        x0, y0 = np.floor(corners.min(0)).astype(int) - 1
+        x1, y1 = np.ceil(corners.max(0)).astype(int) + 1
+        return (max(0, x0), max(0, y0), min(self.width, x1), min(self.height, y1))
+
+    def _warp(self, image: np.ndarray, m: np.ndarray, roi) -> np.ndarray:
+        x0, y0, x1, y1 = roi
+        shifted = m.copy()
+        shifted[:, 2] -= (x0, y0)
+        return cv2.warpAffine(image, shifted, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR)
+
+    def true_alpha(self, index: int) -> np.ndarray:
+        """The cut-out's alpha in frame ``index``: float32 (height, width) in [0, 1]."""
+        m = self._placement(index)
+        x0, y0, x1, y1 = roi = self._roi(m)
+        out = np.zeros((self.height, self.width), np.float32)
+        if x1 > x0 and y1 > y0:
+            out[y0:y1, x0:x1] = self._warp(self.alpha, m, roi)
+        return out
+
+    def render(self, index: int) -> np.ndarray:
+        """Frame ``index`` of the clip as BGR uint8 (height, width, 3).
+
+        Only the person's bounding box is warped and blended, so a 720p frame
+        costs a few milliseconds.
+        """
+        m = self._placement(index)
+        x0, y0, x1, y1 = roi = self._roi(m)
+        out = self.scene.copy()
+        if x1 > x0 and y1 > y0:
+            a = self._warp(self.alpha, m, roi)
+            fg = self._warp(self.person, m, roi)
+            out[y0:y1, x0:x1] = cv2.blendLinear(fg, out[y0:y1, x0:x1], a, 1.0 - a)
+        return out
+
+    def read(self) -> Frame | None:
+        if self.count is not None and self._index >= self.count:
+            return None
+        frame = Frame(image=self.render(self._index), timestamp=self._index / self.fps,
+                      index=self._index)
+        self._index += 1
+        return frame
+
+    def describe(self) -> str:
+        return f"built-in sample ({self.width}x{self.height}@{self.fps:g})"
+
+
+def _cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale to fill (width, height), centre-crop; same dtype."""
+    h, w = image.shape[:2]
+    s = max(width / w, height / h)
+    resized = cv2.resize(image, (math.ceil(w * s), math.ceil(h * s)), interpolation=cv2.INTER_AREA)
+    y = (resized.shape[0] - height) // 2
+    x = (resized.shape[1] - width) // 2
+    return np.ascontiguousarray(resized[y:y + height, x:x + width])
+
+
+def open_source(spec: str, *, camera=None, count: int | None = None, loop: bool = False):
+    """Open the source named by ``spec``.
+
+    Args:
+        spec: ``camera`` (the configured camera), ``camera:N`` or a
+            ``/dev/video*`` path, ``sample``, or a video or image file.
+        camera: a CameraConfig-like object with device/width/height/fps/fourcc.
+        count: frames for sample and image sources (None: endless).
+        loop: loop a video file.
+    """
+    if spec == "sample":
+        w, h, fps = (camera.width, camera.height, camera.fps) if camera else (1280, 720, 30)
+        return SampleSource(width=w, height=h, fps=fps, count=count)
+    if spec == "camera" or spec.startswith("camera:") or spec.startswith("/dev/video"):
+        device = spec.split(":", 1)[1] if spec.startswith("camera:") else (
+            spec if spec.startswith("/dev/") else (camera.device if camera else "0"))
+        kw = {}
+        if camera:
+            kw = dict(width=camera.width, height=camera.height, fps=camera.fps,
+                      fourcc=camera.fourcc)
+        return CameraSource(device, **kw)
+    path = Path(spec).expanduser()
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return ImageSource(path, count=count)
+    if suffix in VIDEO_EXTENSIONS or path.is_file():
+        return VideoFileSource(path, loop=loop)
+    raise SourceError(f"{spec}: not camera, sample, or an existing video or image file")

@@ -1,0 +1,1 @@
+"""The daemon's place in the system: control socket, devices, doctor, autostart."""
