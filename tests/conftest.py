@@ -39,11 +39,15 @@ def portrait_pairs(portraits) -> list[tuple[np.ndarray, np.ndarray, str]]:
     return pairs
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def private_dirs(tmp_path, monkeypatch) -> Path:
-    """A private $XDG_RUNTIME_DIR (returned; control sockets never collide) and config home."""
+    """A private $XDG_RUNTIME_DIR (returned; control sockets never collide) and config home.
+
+    Autouse: no test may reach the user's real control socket or config file, so
+    the suite passes while a livebg daemon runs for the same user.
+    """
     run = tmp_path / "run"
-    run.mkdir(mode=0o700)
+    run.mkdir(mode=0o700, exist_ok=True)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(run))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
     return run
