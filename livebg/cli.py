@@ -263,7 +263,8 @@ def cmd_demo(args) -> int:
 
     from livebg.config import set_value
     from livebg.engine.daemon import Daemon
-    from livebg.sinks.base import VideoFileSink, to_bgr
+    from livebg.sinks.base import to_bgr
+    from livebg.sinks.files import VideoFileSink
     from livebg.stages.sources import SampleSource
 
     cfg = set_value(load_config(args), "input", "sample")

@@ -13,7 +13,7 @@ from livebg.config import Config, parse_color
 from livebg.processor import Processor
 from livebg.stages.refine import make_refiner as _make_refiner
 from livebg.stages.segment import Segmenter, pick_model
-from livebg.sinks.base import open_sink
+from livebg.sinks.registry import open_sink
 from livebg.stages.sources import open_source
 from livebg.stats import StageStats
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from livebg.stages.compose.compose import Compositor
 from livebg.sinks.overlay import OverlaySink, encode_frame
-from livebg.sinks.base import NullSink
+from livebg.sinks.null import NullSink
 from livebg.stages.sources import SampleSource
 
 CHROMIUM = "/usr/bin/chromium"

@@ -40,22 +40,23 @@ def portrait_pairs(portraits) -> list[tuple[np.ndarray, np.ndarray, str]]:
 
 
 @pytest.fixture(autouse=True)
-def private_dirs(tmp_path, monkeypatch) -> Path:
+def private_dirs(tmp_path_factory, monkeypatch) -> Path:
     """A private $XDG_RUNTIME_DIR (returned; control sockets never collide) and config home.
 
     Autouse: no test may reach the user's real control socket or config file, so
     the suite passes while a livebg daemon runs for the same user.
     """
-    run = tmp_path / "run"
-    run.mkdir(mode=0o700, exist_ok=True)
+    home = tmp_path_factory.mktemp("xdg")  # beside the test's tmp_path, which stays empty
+    run = home / "run"
+    run.mkdir(mode=0o700)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(run))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "cfg"))
     return run
 
 
 def write_sample_clip(path: Path, width: int, height: int, frames: int) -> Path:
     """A real MJPEG/MPEG-4 clip (by suffix) of the built-in sample, ``frames`` long."""
-    from livebg.sinks.base import VideoFileSink
+    from livebg.sinks.files import VideoFileSink
     from livebg.stages.sources import SampleSource
 
     src = SampleSource(width=width, height=height, count=frames)

@@ -37,7 +37,7 @@ def test_run_file_to_file_changes_only_the_background(tmp_path):
 
     src = SampleSource(width=640, height=360, count=10)
     inp = tmp_path / "in.avi"
-    from livebg.sinks.base import VideoFileSink
+    from livebg.sinks.files import VideoFileSink
 
     with VideoFileSink(inp, 640, 360, 30) as sink:
         for i in range(10):

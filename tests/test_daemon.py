@@ -29,7 +29,7 @@ from livebg.config import Config, set_value
 from livebg.engine.daemon import Daemon
 from livebg.engine.frames import even_size, fit_frame, make_card
 from livebg.system.devices import OpenWatcher, holders
-from livebg.sinks.base import NullSink
+from livebg.sinks.null import NullSink
 from livebg.stages.sources import SourceError, VideoFileSource
 
 W, H = 320, 180

@@ -17,7 +17,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from livebg.sinks.overlay import WINDOW, OverlaySink, decode_frame, encode_frame
-from livebg.sinks.base import SinkError, open_sink
+from livebg.sinks.base import SinkError
+from livebg.sinks.registry import open_sink
 
 W, H = 1280, 720
 CHROMIUM = "/usr/bin/chromium"

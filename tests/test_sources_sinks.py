@@ -4,8 +4,12 @@ import cv2
 import numpy as np
 import pytest
 
-from livebg.sinks.base import (NullSink, PngSequenceSink, SinkError, VideoFileSink,
-                          VirtualCameraSink, WindowSink, open_sink, to_bgr)
+from livebg.sinks.base import SinkError, to_bgr
+from livebg.sinks.files import PngSequenceSink, VideoFileSink
+from livebg.sinks.null import NullSink
+from livebg.sinks.registry import open_sink
+from livebg.sinks.virtual import VirtualCameraSink
+from livebg.sinks.window import WindowSink
 from livebg.stages.sources import (ImageSource, SampleSource, SourceError, VideoFileSource,
                             open_source)
 
@@ -131,3 +135,13 @@ def test_window_without_a_display_is_one_line_before_highgui(monkeypatch):
     monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
     sink = WindowSink(64, 48)
     assert touched and sink.describe() == "window"
+
+
+def test_every_named_sink_meets_the_written_contract():
+    from livebg.sinks.base import Sink
+    from livebg.sinks.registry import NAMED
+
+    with open_sink("null", 64, 48, 30) as sink:
+        assert isinstance(sink, Sink) and sink.describe() == "null" and not sink.wants_alpha
+    for name in NAMED:
+        assert name in ("virtual", "overlay", "window", "null")

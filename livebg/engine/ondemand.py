@@ -18,7 +18,7 @@ IDLE_GRACE = 2.0  # seconds without a consumer before pausing on demand
 
 def virtual_devices(sinks: list) -> list[str]:
     """Device nodes of sinks whose consumers matter (virtual cameras)."""
-    from livebg.sinks.base import VirtualCameraSink
+    from livebg.sinks.virtual import VirtualCameraSink
 
     out = []
     for s in sinks:

@@ -31,7 +31,7 @@ CARD_TEXT = {"unavailable": "camera unavailable - reconnecting",
 
 def wants_alpha(sink) -> bool:
     """True for a sink that declares ``wants_alpha = True`` (BGRA frames, real alpha)."""
-    return bool(getattr(sink, "wants_alpha", False))
+    return bool(sink.wants_alpha)
 
 
 class Output:

@@ -28,7 +28,8 @@ import numpy as np
 from livebg.factory import make_processor
 from livebg.config import Config
 from livebg.stages.segment import pick_model
-from livebg.sinks.base import NullSink, VideoFileSink
+from livebg.sinks.files import VideoFileSink
+from livebg.sinks.null import NullSink
 from livebg.stages.sources import SampleSource, VideoFileSource
 from livebg.stats import StageStats
 

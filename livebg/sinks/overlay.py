@@ -52,7 +52,7 @@ from websockets.asyncio.server import serve
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
-from livebg.sinks.base import SinkError, _check, _Sink
+from livebg.sinks.base import SinkBase, SinkError, check_frame
 
 log = logging.getLogger(__name__)
 # websockets logs every connection at INFO; keep ours, quiet its.
@@ -126,7 +126,7 @@ class _Client:
         self.sent = 0
 
 
-class OverlaySink(_Sink):
+class OverlaySink(SinkBase):
     """Serves the latest frame, with alpha, to browser pages over a WebSocket.
 
     Wants alpha (``wants_alpha``): the daemon hands it BGRA frames with the
@@ -218,7 +218,7 @@ class OverlaySink(_Sink):
 
     def write(self, image: np.ndarray) -> None:
         """Hand the frame to the encoder; never waits for it or for clients."""
-        _check(image, self.size)
+        check_frame(image, self.size)
         self.frames += 1
         self.last_frame = image
         if not self._nclients:
