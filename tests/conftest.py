@@ -39,6 +39,14 @@ def portrait_pairs(portraits) -> list[tuple[np.ndarray, np.ndarray, str]]:
     return pairs
 
 
+@pytest.fixture(scope="session")
+def sample_photo() -> np.ndarray:
+    """The shipped sample photo (BGR uint8), so contract tests need no dev photos."""
+    img = cv2.imread(str(REPO / "livebg" / "data" / "astronaut.jpg"))
+    assert img is not None
+    return img
+
+
 @pytest.fixture(autouse=True)
 def private_dirs(tmp_path_factory, monkeypatch) -> Path:
     """A private $XDG_RUNTIME_DIR (returned; control sockets never collide) and config home.
