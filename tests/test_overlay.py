@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from livebg.sinks.overlay import WINDOW, OverlaySink, decode_frame, encode_frame
 from livebg.sinks.base import SinkError
@@ -203,7 +203,7 @@ def test_close_ends_connections_and_frees_the_port():
             while s.clients == 0:
                 await asyncio.sleep(0.01)
             await asyncio.get_running_loop().run_in_executor(None, s.close)
-            with pytest.raises(Exception):
+            with pytest.raises(ConnectionClosed):
                 await asyncio.wait_for(ws.recv(), 5)
 
     asyncio.run(go())
