@@ -41,3 +41,15 @@ def test_ci_runs_exactly_the_readme_test_command():
 def test_pictures_exist():
     for path in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README):
         assert (REPO / path).is_file(), path
+
+
+def test_every_module_in_the_layout_table_exists():
+    table = README[README.index("| folder / module |"):README.index("### The segmentation nets")]
+    names = re.findall(r"^\| `([^`]+)`", table, re.M)
+    assert len(names) >= 10
+    for name in names:
+        assert (REPO / "livebg" / name).exists(), f"README names livebg/{name}, which is gone"
+    for pkg in (REPO / "livebg").iterdir():
+        if pkg.is_dir() and (pkg / "__init__.py").exists():
+            assert any(n.startswith(f"{pkg.name}/") for n in names), \
+                f"README's table lacks livebg/{pkg.name}/"
