@@ -18,11 +18,27 @@ class StageStats:
 
     def __init__(self, window: int = 300):
         self._lock = threading.Lock()
+        self._start(window)
+
+    def _start(self, window: int) -> None:
         self._window = window
         self._ms: dict[str, deque] = {}
         self._done: deque = deque(maxlen=window)  # output times, seconds (monotonic)
         self.frames = 0
         self.dropped = 0
+
+    def reset(self, window: int | None = None) -> None:
+        """Forget every sample and count (e.g. after a warm-up); keeps or sets ``window``.
+
+        In place, so every stage holding this object keeps reporting to it.
+        """
+        with self._lock:
+            self._start(self._window if window is None else window)
+
+    def drop(self, n: int = 1) -> None:
+        """Count ``n`` frames dropped by a hand-off (from any thread)."""
+        with self._lock:
+            self.dropped += n
 
     def add(self, stage: str, ms: float) -> None:
         with self._lock:

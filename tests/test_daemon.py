@@ -295,6 +295,7 @@ def test_sighup_reloads_and_sigterm_stops_cleanly(clip, tmp_path, private_dirs):
         if p.poll() is None:
             p.kill()
     assert rc == 0, "".join(lines)
+    assert any("stopped" in x for x in lines), "a clean shutdown, not a kill"
     assert not sock.exists(), "the control socket is removed on exit"
 
 

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from livebg.config import Config
 from livebg.engine.frames import even_size, fit_frame
+from livebg.engine.slot import Slot, Work
 from livebg.stats import StageStats
 from livebg.types import Frame
 
@@ -127,7 +128,11 @@ class Capture:
         max_frames: stop after this many frames.
 
     ``state`` is one of starting, running, paused, unavailable, ended;
-    ``problem`` the current fault in one line (empty when none).
+    ``problem`` the current fault in one line (empty when none);
+    ``generation`` counts the sources opened (each frame carries it, so the
+    stages downstream reset exactly at a new source's first frame); ``hold``
+    says why the source is not wanted now (``paused`` by the user, ``idle``:
+    nobody watches), None when it is (set it with :meth:`set_hold`).
     """
 
     def __init__(self, factory: Callable[[Config, bool], Any], *, live: bool,
@@ -144,16 +149,32 @@ class Capture:
         self.source = None
         self.info: dict = {}
         self.frames = 0          # frames delivered
-        self.fresh = False       # a new source opened: the next frame starts a new scene
+        self.generation = 0      # sources opened so far; the frames of each carry its number
+        self.hold: str | None = None
+        self._hold_text = ""
         self._reopen = False
         self._wake = threading.Event()
+        # the read loop's own state (one thread)
+        self._delay = REOPEN_FIRST
+        self._next_try = 0.0
+        self._fails = 0
+        self._last_good = 0.0
+        self._scaled_from: tuple | None = None
 
     # -- from other threads -------------------------------------------------
 
-    def wake(self, resuming: bool = False) -> None:
-        """Look again at the pause state now (``resuming``: show 'starting' meanwhile)."""
-        if resuming and self.state == "paused":
+    def wake(self) -> None:
+        """Look again at the hold and stop state now."""
+        self._wake.set()
+
+    def set_hold(self, hold: str | None, why: str = "") -> None:
+        """Release the source (``hold`` = ``paused`` or ``idle``, ``why`` for the log) or want it.
+
+        Wanting it again shows "starting" until the first frame.
+        """
+        if hold is None and self.hold is not None and self.state == "paused":
             self.state = "starting"
+        self.hold, self._hold_text = hold, why or (hold or "")
         self._wake.set()
 
     def request_reopen(self) -> None:
@@ -164,10 +185,12 @@ class Capture:
     # -- the source -----------------------------------------------------------
 
     def set_source(self, source) -> None:
+        """Use ``source`` (None: none); an opened source starts a new generation."""
         self.source = source
         if source is None:
             self.info = {}
             return
+        self.generation += 1
         info = {"describe": source.describe()}
         for k in ("device", "fourcc", "width", "height", "fps"):
             v = getattr(source, k, None)
@@ -207,97 +230,110 @@ class Capture:
 
     # -- the thread -----------------------------------------------------------
 
-    def run(self, out, stop: threading.Event, paused: Callable[[], str | None]) -> None:
-        """Read until ``stop``, the end of a batch, or ``max_frames``; put (Frame, t) in ``out``.
+    def run(self, out: Slot, stop: threading.Event) -> None:
+        """Read until ``stop``, the end of a batch, or ``max_frames``; put :class:`Work` in ``out``.
 
-        ``paused()`` says why the camera is not wanted now, or None when it is.
         Returns when the stream ended or ``stop`` was set; the source is closed
         unless a put was cut short by ``stop``.
         """
-        delay = REOPEN_FIRST
-        next_try = 0.0
-        fails = 0
-        last_good = time.monotonic()
-        index = 0
-        scaled_from: tuple | None = None
+        self._last_good = time.monotonic()
         while not stop.is_set():
-            if self.max_frames is not None and index >= self.max_frames:
+            if self.max_frames is not None and self.frames >= self.max_frames:
                 break
             if self._reopen:
                 self._reopen = False
                 self.close_source()
-                next_try = 0.0
-            why = paused()
-            if why:
-                if self.source is not None:
-                    self.close_source()
-                    log.info("camera released (%s)", why)
-                self.state = "paused"
-                self._wake.wait(0.1)
-                self._wake.clear()
+                self._next_try = 0.0
+            if self.hold:
+                self._release()
                 continue
-            if self.source is None:
-                now = time.monotonic()
-                if now < next_try:
-                    self._wake.wait(min(0.1, next_try - now))
-                    self._wake.clear()
-                    continue
-                try:
-                    src = self.factory(self.config(), self.live)
-                except Exception as e:  # noqa: BLE001
-                    if not self.live:
-                        raise
-                    self.state = "unavailable"
-                    self.note_fault(e)
-                    next_try = time.monotonic() + delay
-                    delay = min(delay * 2, self.config().daemon.reopen_max)
-                    continue
-                self.set_source(src)
-                self.fresh = True
-                last_good = time.monotonic()
-                fails = 0
-                log.info("source open: %s", src.describe())
+            if self.source is None and not self._open():
+                continue
             t0 = time.monotonic()
-            try:
-                frame = self.source.read()
-                error: BaseException | None = None
-            except Exception as e:  # noqa: BLE001 - a camera driver can raise anything
-                if not self.live:
-                    raise
-                frame, error = None, e
-            if frame is None or frame.image is None or frame.image.size == 0:
+            frame = self._read()
+            if frame is None:
                 if not self.live:
                     break  # end of the stream
-                fails += 1
-                if fails >= FAULT_READS or time.monotonic() - last_good > FAULT_SECONDS:
-                    self.state = "unavailable"
-                    self.note_fault(error or f"{self.describe()}: no frames")
-                    self.close_source()
-                    next_try = time.monotonic() + delay
-                    delay = min(delay * 2, self.config().daemon.reopen_max)
-                else:
-                    time.sleep(0.01)
                 continue
-            t_cap = time.monotonic()
-            t0 += getattr(self.source, "last_wait", 0.0)  # pacing is not work
-            if fails or self.state != "running":
-                if self.problem:
-                    log.info("source back: %s", self.describe())
-                self.problem = ""
-            fails, delay, last_good = 0, REOPEN_FIRST, t_cap
-            self.state = "running"
-            image = frame.image
-            ih, iw = image.shape[:2]
-            if (iw, ih) != self.size:
-                if scaled_from != (iw, ih):
-                    scaled_from = (iw, ih)
-                    log.info("source gives %dx%d: frames are fitted to the output's %dx%d",
-                             iw, ih, *self.size)
-                image = fit_frame(image, self.size)
-            self.stats.add("grab", (time.monotonic() - t0) * 1e3)
-            self.frames += 1
-            index += 1
-            if not out.put((Frame(image, frame.timestamp, frame.index), t_cap), stop):
+            work = self._deliver(frame, t0)
+            if not out.put(work, stop):
                 return
         self.state = "ended"
         self.close_source()
+
+    def _release(self) -> None:
+        if self.source is not None:
+            self.close_source()
+            log.info("camera released (%s)", self._hold_text)
+        self.state = "paused"
+        self._wake.wait(0.1)
+        self._wake.clear()
+
+    def _retry_later(self, error: BaseException | str) -> None:
+        self.state = "unavailable"
+        self.note_fault(error)
+        self._next_try = time.monotonic() + self._delay
+        self._delay = min(self._delay * 2, self.config().daemon.reopen_max)
+
+    def _open(self) -> bool:
+        """Open the source when it is time; True when it is open (a new generation)."""
+        now = time.monotonic()
+        if now < self._next_try:
+            self._wake.wait(min(0.1, self._next_try - now))
+            self._wake.clear()
+            return False
+        try:
+            src = self.factory(self.config(), self.live)
+        except Exception as e:  # noqa: BLE001
+            if not self.live:
+                raise
+            self._retry_later(e)
+            return False
+        self.set_source(src)
+        self._last_good = time.monotonic()
+        self._fails = 0
+        log.info("source open: %s", src.describe())
+        return True
+
+    def _read(self) -> Frame | None:
+        """The next good frame, or None (a failed read, counted, or the end of a batch)."""
+        error: BaseException | None = None
+        try:
+            frame = self.source.read()
+        except Exception as e:  # noqa: BLE001 - a camera driver can raise anything
+            if not self.live:
+                raise
+            frame, error = None, e
+        if frame is not None and frame.image is not None and frame.image.size > 0:
+            return frame
+        if self.live:
+            self._fails += 1
+            if (self._fails >= FAULT_READS
+                    or time.monotonic() - self._last_good > FAULT_SECONDS):
+                self._retry_later(error or f"{self.describe()}: no frames")
+                self.close_source()
+            else:
+                time.sleep(0.01)
+        return None
+
+    def _deliver(self, frame: Frame, t0: float) -> Work:
+        """A good frame, fitted to the output size, stamped with the time and generation."""
+        t_cap = time.monotonic()
+        t0 += self.source.last_wait if isinstance(self.source, PacedSource) else 0.0
+        if self._fails or self.state != "running":
+            if self.problem:
+                log.info("source back: %s", self.describe())
+            self.problem = ""
+        self._fails, self._delay, self._last_good = 0, REOPEN_FIRST, t_cap
+        self.state = "running"
+        image = frame.image
+        ih, iw = image.shape[:2]
+        if (iw, ih) != self.size:
+            if self._scaled_from != (iw, ih):
+                self._scaled_from = (iw, ih)
+                log.info("source gives %dx%d: frames are fitted to the output's %dx%d",
+                         iw, ih, *self.size)
+            image = fit_frame(image, self.size)
+        self.stats.add("grab", (time.monotonic() - t0) * 1e3)
+        self.frames += 1
+        return Work(Frame(image, frame.timestamp, frame.index), t_cap, self.generation)

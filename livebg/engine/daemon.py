@@ -1,6 +1,7 @@
 """The live engine: camera -> processing -> virtual camera (and other sinks), all day.
 
-Four worker threads joined by bounded queues (:mod:`livebg.engine.slot`), and a
+Four worker threads (:mod:`livebg.engine.threads`) joined by bounded queues of
+:class:`~livebg.engine.slot.Work` items (:mod:`livebg.engine.slot`), and a
 supervisor on the calling thread::
 
     capture ──slot──► segment ──slot──► matte ──slot──► composite + sinks
@@ -19,8 +20,9 @@ supervisor on the calling thread::
   change.
 * **segment** runs the net (stateless), so it works on frame t+1 while
 * **matte** runs the temporal stage and the refinement of frame t: every
-  stateful step, so that state has a single owner; a new source (tagged by a
-  generation number that survives dropped frames) resets it.
+  stateful step, so that state has a single owner; a new source resets it
+  (the capture thread stamps each frame with its source's generation, so no
+  frame of the old source can pass its state on, whatever is dropped).
 * **output** (:mod:`livebg.engine.output`) composites, gives BGRA frames to sinks
   that want alpha, writes to every sink, and in a live run fills in with the
   last output or a card when no fresh frame comes.
@@ -46,17 +48,16 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from livebg.engine.capture import Capture, default_source, is_camera, output_size
 from livebg.config import Config, ConfigError
+from livebg.engine.capture import Capture, default_source, is_camera, output_size
 from livebg.engine.ondemand import OnDemand
 from livebg.engine.output import Output
 from livebg.engine.reconfig import ConfigFile, plan
-from livebg.engine.slot import Slot
+from livebg.engine.threads import Engine
 from livebg.stats import StageStats
 
 log = logging.getLogger(__name__)
 
-_END = object()
 LIVE_SINKS = ("virtual", "window", "overlay")
 
 
@@ -108,19 +109,15 @@ class Daemon:
         self.output: Output | None = None
         self.size: tuple[int, int] = (0, 0)
         self.fps = 30.0
-        self.errors: list[BaseException] = []
 
         self._lock = threading.RLock()          # config, processor and state changes
         self._stop = threading.Event()
         self._reload_requested = threading.Event()
         self._user_paused = False
-        self._process_errors = 0
         self._started = time.monotonic()
         self._ondemand: OnDemand | None = None
         self._server = None
-        self._threads: list[threading.Thread] = []
-        self._q_in = self._q_mid = self._q_out = None
-        self._generation = 0  # bumped for each new source; the matte thread resets on a change
+        self.engine: Engine | None = None
         self.capture = Capture(self._source_factory, live=self.live, size=self.size,
                                config=self._config, stats=self.stats, max_frames=max_frames)
 
@@ -140,14 +137,14 @@ class Daemon:
         self._reload_requested.set()
 
     def reset_stats(self, window: int = 300) -> StageStats:
-        """Start timings afresh (e.g. after a warm-up); returns the new StageStats."""
-        stats = StageStats(window=window)
-        self.stats = stats
-        for part in (self.processor, self.capture, self.output, self._q_in, self._q_mid,
-                     self._q_out):
-            if part is not None:
-                part.stats = stats
-        return stats
+        """Start timings afresh (e.g. after a warm-up); returns the (same) StageStats."""
+        self.stats.reset(window)
+        return self.stats
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """What ended a thread (empty while all is well)."""
+        return self.engine.errors if self.engine is not None else []
 
     @property
     def stopping(self) -> bool:
@@ -189,14 +186,17 @@ class Daemon:
             self.processor = make_processor(self.cfg, w, h, stats=self.stats)
             self.sinks = self._sink_factory(self.cfg, w, h, self.fps)
             self.output = Output(self.sinks, self.size, self.fps, self.stats)
+            self.engine = Engine(self.capture, self.output, self.processor, self.stats,
+                                 live=self.live, stop=self._stop)
             if self.live:
                 self._ondemand = OnDemand.start(self.sinks, self.cfg.daemon.on_demand)
+                self._update_hold()
             log.info("running: %s -> %s (%dx%d@%g%s)", self.capture.describe(),
                      ", ".join(s.describe() for s in self.sinks) or "no sink", w, h, self.fps,
                      ", live" if self.live else "")
             if self.output.alpha_wanted and self.cfg.background.mode != "transparent":
                 log.info("sinks that want alpha get a second, transparent composite")
-            self._start_threads()
+            self.engine.start()
             self._supervise()
         finally:
             self._shutdown()
@@ -222,41 +222,18 @@ class Daemon:
         self._server = ControlServer(path, self.handle)
         self._server.start()
 
-    def _start_threads(self) -> None:
-        self._q_in, self._q_mid, self._q_out = (
-            Slot(1 if self.live else 2, self.live, self.stats) for _ in range(3))
-        for name, fn in (("capture", self._capture_loop), ("segment", self._segment_loop),
-                         ("matte", self._matte_loop), ("output", self._output_loop)):
-            t = threading.Thread(target=self._guard(fn), name=f"livebg-{name}", daemon=True)
-            self._threads.append(t)
-            t.start()
-
-    def _guard(self, fn):
-        def run():
-            from livebg.sinks.base import StopRequested
-
-            try:
-                fn()
-            except StopRequested as e:
-                log.info("%s: stopping", e)
-                self.stop()
-            except BaseException as e:  # noqa: BLE001 - re-raised by run()
-                log.debug("thread %s failed", threading.current_thread().name, exc_info=True)
-                self.errors.append(e)
-                self.stop()
-        return run
-
     def _shutdown(self) -> None:
         self.stop()
-        deadline = time.monotonic() + 0.6
-        for t in self._threads:
-            t.join(timeout=max(0.05, deadline - time.monotonic()))
-        for t in self._threads:
-            if t.is_alive():
-                log.warning("thread %s did not stop in time", t.name)
-        if not any(t.is_alive() and t.name == "livebg-capture" for t in self._threads):
+        sinks_free = True
+        if self.engine is not None:
+            sinks_free = self.engine.join()
+            if not self.engine.capture_alive:
+                self.capture.close_source()
+        else:
             self.capture.close_source()
-        if self.output is not None:
+        if not sinks_free:
+            log.warning("a sink is still writing: left open")
+        elif self.output is not None:
             self.output.close()
         else:
             for s in self.sinks:
@@ -267,76 +244,14 @@ class Daemon:
             self._server.close()
         log.info("stopped")
 
-    # ------------------------------------------------------------- threads
-
-    def _pause_reason(self) -> str | None:
-        """Why the camera is not wanted now; None when it is."""
+    def _update_hold(self) -> None:
+        """Tell the capture whether the camera is wanted: paused by the user, nobody watching."""
         if self._user_paused:
-            return "paused"
-        if self._ondemand is not None and self._ondemand.idle:
-            return "no application has the virtual camera open"
-        return None
-
-    def _capture_loop(self) -> None:
-        self.capture.run(self._q_in, self._stop, self._pause_reason)
-        self._q_in.put(_END, self._stop)
-
-    def _items(self, src: Slot, dst: Slot):
-        """Items from ``src`` until the end marker (passed on to ``dst``) or a stop."""
-        while True:
-            item = src.get(0.05)
-            if item is None:
-                if self._stop.is_set():
-                    return
-                continue
-            if item is _END:
-                dst.put(_END, self._stop)
-                return
-            yield item
-
-    def _segment_loop(self) -> None:
-        """The net only (stateless), so that it overlaps the refinement of the previous frame."""
-        for frame, t_cap in self._items(self._q_in, self._q_mid):
-            proc = self.processor
-            if self.capture.fresh:  # a new source: nothing carries over
-                self.capture.fresh = False
-                self._generation += 1
-            try:
-                seg = proc.segment(frame.image)
-            except Exception as e:  # noqa: BLE001
-                if not self.live:
-                    raise
-                self._frame_error(e)
-                continue
-            if not self._q_mid.put((frame, t_cap, seg, proc, self._generation), self._stop):
-                return
-
-    def _matte_loop(self) -> None:
-        """Temporal stage and refinement: every stateful step, so their state has one owner."""
-        generation = 0
-        for frame, t_cap, seg, proc, gen in self._items(self._q_mid, self._q_out):
-            if gen != generation:  # tagged, not flagged: a dropped item cannot lose a reset
-                generation = gen
-                proc.reset()
-            try:
-                alpha = proc.matte(frame.image, seg)
-            except Exception as e:  # noqa: BLE001
-                if not self.live:
-                    raise
-                self._frame_error(e)
-                continue
-            if not self._q_out.put((frame, t_cap, alpha, proc), self._stop):
-                return
-
-    def _output_loop(self) -> None:
-        self.output.run(self._q_out, _END, self._stop, live=self.live, state=self.state,
-                        on_error=self._frame_error)
-
-    def _frame_error(self, e: BaseException) -> None:
-        self._process_errors += 1
-        if self._process_errors in (1, 10, 100) or self._process_errors % 1000 == 0:
-            log.error("processing a frame failed (%d so far): %s", self._process_errors, e,
-                      exc_info=self._process_errors == 1)
+            self.capture.set_hold("paused", "paused")
+        elif self._ondemand is not None and self._ondemand.idle:
+            self.capture.set_hold("idle", "no application has the virtual camera open")
+        else:
+            self.capture.set_hold(None)
 
     # ------------------------------------------------------------ supervisor
 
@@ -344,7 +259,7 @@ class Daemon:
         next_stats = time.monotonic() + self.cfg.log.stats_interval
         while not self._stop.is_set():
             self._stop.wait(0.05 if self._ondemand is not None else 0.25)
-            if not any(t.is_alive() for t in self._threads if t.name == "livebg-output"):
+            if not self.engine.output_alive:
                 break
             if self._reload_requested.is_set():
                 self._reload_requested.clear()
@@ -353,9 +268,8 @@ class Daemon:
                 log.info("%s changed: reloading", self.config_path)
                 self.reload()
             if self._ondemand is not None:
-                idle = self._ondemand.check(self.cfg.daemon.on_demand)
-                if idle is not None:
-                    self.capture.wake(resuming=not idle and not self._user_paused)
+                if self._ondemand.check(self.cfg.daemon.on_demand) is not None:
+                    self._update_hold()
             interval = self.cfg.log.stats_interval
             now = time.monotonic()
             if interval and now >= next_stats:
@@ -399,6 +313,8 @@ class Daemon:
                 return {"ok": True, "changed": []}
             self.cfg = new
             self.processor = change.processor
+            if self.engine is not None:
+                self.engine.processor = change.processor
             notes = []
             if change.reopen:
                 self.capture.request_reopen()
@@ -416,11 +332,7 @@ class Daemon:
 
     def state(self) -> str:
         """paused (by the user), idle (no audience), or the capture's state."""
-        if self._user_paused:
-            return "paused"
-        if self._ondemand is not None and self._ondemand.idle:
-            return "idle"
-        return self.capture.state
+        return self.capture.hold or self.capture.state
 
     def status(self) -> dict:
         proc = self.processor
@@ -439,7 +351,7 @@ class Daemon:
             "frames": self.stats.frames,
             "captured": self.capture.frames,
             "dropped": self.stats.dropped,
-            "errors": self._process_errors,
+            "errors": self.engine.frame_errors if self.engine is not None else 0,
             "stages_ms": {k: {"p50": round(v["p50"], 2), "p95": round(v["p95"], 2)}
                           for k, v in summary.items()},
             "latency_ms": ({"p50": round(latency["p50"], 2), "p95": round(latency["p95"], 2)}
@@ -461,12 +373,12 @@ class Daemon:
 
     def pause(self) -> None:
         self._user_paused = True
-        self.capture.wake()
+        self._update_hold()
         log.info("paused: camera released")
 
     def resume(self) -> None:
         self._user_paused = False
-        self.capture.wake(resuming=self._pause_reason() is None)
+        self._update_hold()
         log.info("resumed")
 
     def snapshot(self) -> tuple[bytes, int, int]:

@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from livebg.engine.frames import make_card
+from livebg.engine.slot import END, Slot, Work
 from livebg.stats import StageStats, Timer
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class Output:
         self.last_alpha: np.ndarray | None = None    # what the alpha sinks got last
         self.last_time = 0.0                          # time.monotonic() of the last new frame
         self._cards: dict[str, np.ndarray] = {}
+        self._compositor = None  # the one the last frame used; closed when replaced
 
     def write(self, image: np.ndarray, with_alpha: np.ndarray | None = None) -> None:
         """``image`` to every sink, ``with_alpha`` (when given) to those that want alpha."""
@@ -82,15 +84,26 @@ class Output:
             self.write(self.card("starting"))
 
     def close(self) -> None:
+        """Close every sink; call only once the output thread has ended."""
         for s in self.sinks:
             try:
                 s.close()
             except Exception as e:  # noqa: BLE001 - close the others anyway
                 log.warning("closing %s: %s", s.describe(), e)
 
-    def run(self, q, end, stop: threading.Event, *, live: bool, state: Callable[[], str],
+    def _use(self, compositor) -> None:
+        """Note the compositor of this frame; close the one it replaced (a video background).
+
+        Items arrive in order, so once a frame uses a new compositor no later
+        frame uses the old one: closing it here, on its only user's thread, is safe.
+        """
+        old, self._compositor = self._compositor, compositor
+        if old is not None and old is not compositor:
+            old.close()
+
+    def run(self, q: Slot, stop: threading.Event, *, live: bool, state: Callable[[], str],
             on_error: Callable[[BaseException], None]) -> None:
-        """Take (frame, t_capture, alpha, processor) items from ``q`` until ``end`` or ``stop``.
+        """Composite and write :class:`Work` items from ``q`` until ``END`` or ``stop``.
 
         ``state()`` is the engine's state (running, paused, idle, unavailable,
         starting) for the fill-in frames of a ``live`` run. A frame that fails
@@ -100,30 +113,41 @@ class Output:
         last_write = time.monotonic()
         while True:
             item = q.get(min(0.05, period))
-            if item is end:
+            if item is END:
                 return
             if item is None:
                 if stop.is_set():
                     return
-                if not live:
-                    continue
-                now = time.monotonic()
-                st = state()
-                wait = 1.0 if st == "idle" else 2.5 * period if st == "running" else period
-                if now - last_write >= wait:
-                    self.fill_in(st)
-                    last_write = now if now - last_write > 2 * wait else last_write + wait
+                if live:
+                    last_write = self._fill_in_due(state(), period, last_write)
                 continue
-            frame, t_cap, alpha, proc = item
-            try:
-                out, out_alpha = proc.compose_outputs(frame.image, alpha,
-                                                      with_alpha=self.alpha_wanted)
-            except Exception as e:  # noqa: BLE001
-                if not live:
-                    raise
-                on_error(e)
+            if not self._write_work(item, live, on_error):
                 continue
-            self.write(out, out_alpha)
-            self.last_output, self.last_alpha = out, out_alpha
-            last_write = self.last_time = time.monotonic()
-            self.stats.frame_done((last_write - t_cap) * 1e3)
+            last_write = self.last_time
+            self.stats.frame_done((last_write - item.captured) * 1e3)
+
+    def _fill_in_due(self, st: str, period: float, last_write: float) -> float:
+        """Send a fill-in frame when none came for a while; returns the new last write time."""
+        now = time.monotonic()
+        wait = 1.0 if st == "idle" else 2.5 * period if st == "running" else period
+        if now - last_write >= wait:
+            self.fill_in(st)
+            return now if now - last_write > 2 * wait else last_write + wait
+        return last_write
+
+    def _write_work(self, work: Work, live: bool, on_error) -> bool:
+        """Composite ``work`` and write it; False when it failed (live: counted, skipped)."""
+        proc = work.processor
+        self._use(proc.compositor)
+        try:
+            out, out_alpha = proc.compose_outputs(work.frame.image, work.alpha,
+                                                  with_alpha=self.alpha_wanted)
+        except Exception as e:  # noqa: BLE001
+            if not live:
+                raise
+            on_error(e)
+            return False
+        self.write(out, out_alpha)
+        self.last_output, self.last_alpha = out, out_alpha
+        self.last_time = time.monotonic()
+        return True

@@ -1,4 +1,4 @@
-"""The hand-off between the engine's threads: a bounded queue that can drop the oldest.
+"""The hand-off between the engine's threads: :class:`Work` items in bounded :class:`Slot` queues.
 
 A live run uses one-item slots in ``latest`` mode, so a stage that falls
 behind sees the newest frame, never a backlog (dropped frames are counted in
@@ -7,10 +7,48 @@ behind sees the newest frame, never a backlog (dropped frames are counted in
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from livebg.stats import StageStats
+from livebg.types import Frame, Segmentation
+
+if TYPE_CHECKING:
+    from livebg.processor import Processor
+
+
+@dataclasses.dataclass(frozen=True)
+class Work:
+    """One frame on its way through the threads; each stage adds its result.
+
+    Attributes:
+        frame: the captured frame, already fitted to the output size.
+        captured: ``time.monotonic()`` when the capture thread got it (seconds).
+        generation: which source it came from; the capture thread counts up
+            for every source it opens, so a change means "new scene, reset state".
+        processor: the stages to use for it, chosen by the segment thread
+            (a reconfiguration swaps them between frames, never within one).
+        segmentation: the net's output (segment thread).
+        alpha: the refined matte, float32 (H, W) in [0, 1] (matte thread).
+    """
+
+    frame: Frame
+    captured: float
+    generation: int
+    processor: Processor | None = None
+    segmentation: Segmentation | None = None
+    alpha: np.ndarray | None = None
+
+    def with_(self, **changes) -> Work:
+        """A copy with some fields set (the item itself never changes once queued)."""
+        return dataclasses.replace(self, **changes)
+
+
+END = object()  # the end of a batch: passed from stage to stage, then ends the output
 
 
 class Slot:
@@ -38,12 +76,13 @@ class Slot:
                 if self.latest:
                     try:
                         self.q.get_nowait()
-                        self.stats.dropped += 1
                     except queue.Empty:
-                        pass
+                        continue
+                    self.stats.drop()
         return False
 
     def get(self, timeout: float):
+        """The next item, or None after ``timeout`` seconds without one."""
         try:
             return self.q.get(timeout=timeout)
         except queue.Empty:
