@@ -23,7 +23,7 @@ import time
 
 from livebg.engine.capture import Capture
 from livebg.engine.output import Output
-from livebg.engine.slot import END, Slot, Work
+from livebg.engine.slot import END, Slot
 from livebg.processor import Processor
 from livebg.sinks.base import StopRequested
 from livebg.stats import StageStats
