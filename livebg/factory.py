@@ -1,7 +1,7 @@
 """Build stages from a :class:`~livebg.config.Config`.
 
 The only place that knows both the configuration schema and the stages'
-constructors; stages themselves take plain keyword arguments.
+constructors; stages themselves take plain arguments or an options dataclass.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import logging
 from livebg.config import Config, parse_color
 from livebg.processor import Processor
 from livebg.stages.refine import make_refiner as _make_refiner
+from livebg.stages.refine.sss import SSSOptions
 from livebg.stages.segment import Segmenter, pick_model
 from livebg.sinks.registry import open_sink
 from livebg.stages.sources import open_source
@@ -30,7 +31,7 @@ def make_refiner(cfg: Config):
     """The matte refiner; sss takes its node kind and semantic edges from the config."""
     r = cfg.refine
     if r.mode == "sss":
-        return _make_refiner("sss", superpixels=r.superpixels, semantic=r.semantic)
+        return _make_refiner("sss", SSSOptions(superpixels=r.superpixels, semantic=r.semantic))
     return _make_refiner(r.mode)
 
 

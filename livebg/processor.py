@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from livebg.stages.protocols import Compositor, Refiner, Segmenter, TemporalStage
 from livebg.stats import StageStats, Timer
 from livebg.types import Segmentation
 
@@ -25,18 +26,15 @@ class Processor:
     """Frame -> output image. Not thread-safe; one per stream.
 
     Args:
-        segmenter: has ``segment(image) -> Segmentation``.
-        refiner: has ``refine(image, probability, features) -> alpha`` and ``reset()``.
-        compositor: has ``compose(image, alpha) -> output``.
-        temporal: optional; has ``update(alpha, image) -> alpha`` (called on the
-            refined alpha) and ``reset()``, and optionally
-            ``update_probability(probability, image) -> probability``, called on
-            the net's output before refinement.
+        segmenter, refiner, compositor: the stages (:mod:`livebg.stages.protocols`).
+        temporal: the temporal stage, or None for none; its ``update_probability``
+            runs on the net's output before refinement, ``update`` on the
+            refined alpha.
         stats: where stage timings go (a private one when None).
     """
 
-    def __init__(self, segmenter, refiner, compositor, temporal=None,
-                 stats: StageStats | None = None):
+    def __init__(self, segmenter: Segmenter, refiner: Refiner, compositor: Compositor,
+                 temporal: TemporalStage | None = None, stats: StageStats | None = None):
         self.segmenter = segmenter
         self.refiner = refiner
         self.compositor = compositor
@@ -59,11 +57,10 @@ class Processor:
         Returns alpha float32 (H, W) in [0, 1].
         """
         prob = seg.probability
-        early = getattr(self.temporal, "update_probability", None)
         t_temporal = 0.0  # both temporal calls count as one "temporal" sample
-        if early is not None:
+        if self.temporal is not None:
             t0 = time.perf_counter()
-            prob = early(prob, image)
+            prob = self.temporal.update_probability(prob, image)
             t_temporal = time.perf_counter() - t0
         with Timer(self.stats, "refine"):
             alpha = self.refiner.refine(image, prob, seg.features)

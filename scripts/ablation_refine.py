@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from livebg.eval.metrics import band_mae, boundary_iou, iou
-from livebg.stages.refine import make_refiner
+from livebg.stages.refine.experimental import make_refiner  # flat options, research ones too
 from livebg.stages.segment import Segmenter
 
 DATA = Path("/work/shared/data/portraits")

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from livebg.stages.refine import make_refiner
+from livebg.stages.refine import make_refiner as make_runtime_refiner
+from livebg.stages.refine.experimental import make_refiner
 
 
 
@@ -319,7 +320,7 @@ def test_csr_solve_matches_grid_stencil():
 
 
 def test_tracked_eigenvectors():
-    from livebg.stages.refine import eigen as eg
+    from livebg.stages.refine.experimental import eigen as eg
 
     csr, pbar, _, (gy, gx, _, _), _ = slic_graph()
     n, k = gy * gx, 8
@@ -386,7 +387,7 @@ def test_config_builds_refiner_and_asks_for_features_only_when_used(
     r = build.make_refiner(cfg)
     assert r.name == mode
     if mode == "sss":
-        assert (r.superpixels, r.semantic) == (superpixels, semantic)
+        assert (r.opt.superpixels, r.opt.semantic) == (superpixels, semantic)
 
 
 def test_config_defaults_match_refiner_defaults():
@@ -394,4 +395,36 @@ def test_config_defaults_match_refiner_defaults():
     from livebg.stages.refine.sss import SSSRefiner
 
     cfg, r = Config().refine, SSSRefiner()
-    assert (cfg.superpixels, cfg.semantic) == (r.superpixels, r.semantic)
+    assert (cfg.superpixels, cfg.semantic) == (r.opt.superpixels, r.opt.semantic)
+
+
+def test_runtime_refiners_take_one_options_dataclass():
+    """Issue 12: one frozen options dataclass per refiner; the research options are apart."""
+    import dataclasses
+
+    from livebg.stages.refine.guided import GuidedOptions
+    from livebg.stages.refine.sss import SSSOptions
+
+    r = make_runtime_refiner("sss", SSSOptions(superpixels="slic", semantic=True))
+    assert (r.opt.superpixels, r.opt.semantic) == ("slic", True)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.opt.sigma = 1.0
+    with pytest.raises(TypeError):
+        make_runtime_refiner("sss", GuidedOptions())
+    with pytest.raises(TypeError):
+        SSSOptions(eigen=8)  # research-only: not an option of the runtime refiner
+    assert make_runtime_refiner("guided", GuidedOptions(radius=3)).radius == 3
+
+
+@pytest.mark.parametrize("superpixels", ["grid", "slic"])
+def test_experimental_refiner_with_defaults_is_the_runtime_refiner(superpixels):
+    """The ablation script's refiner, research options off, gives the runtime's matte."""
+    from livebg.stages.refine.sss import SSSOptions
+
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (180, 320, 3), dtype=np.uint8)
+    prob = rng.random((36, 64), dtype=np.float32)
+    runtime = make_runtime_refiner("sss", SSSOptions(superpixels=superpixels))
+    research = make_refiner("sss", superpixels=superpixels)
+    for _ in range(3):  # cold, then warm
+        np.testing.assert_array_equal(runtime.refine(img, prob), research.refine(img, prob))

@@ -20,6 +20,7 @@ from typing import Any, Callable
 from livebg.config import Config
 from livebg.engine.frames import even_size, fit_frame
 from livebg.engine.slot import Slot, Work
+from livebg.stages.sources import CameraSource
 from livebg.stats import StageStats
 from livebg.types import Frame
 
@@ -58,7 +59,7 @@ class PacedSource:
 
     def __init__(self, source, fps: float | None = None):
         self.source = source
-        self.fps = float(fps or getattr(source, "fps", 30.0) or 30.0)
+        self.fps = float(fps or source.fps or 30.0)
         self.width, self.height = source.width, source.height
         self._next: float | None = None
         self.last_wait = 0.0  # seconds the last read slept for its turn
@@ -97,11 +98,11 @@ def output_size(cfg: Config, source) -> tuple[tuple[int, int], float]:
     later on demand); the size is rounded down to even numbers.
     """
     if source is not None and not is_camera(cfg.input):
-        w, h, fps = source.width, source.height, getattr(source, "fps", 30.0)
+        w, h, fps = source.width, source.height, source.fps
     else:
         cam = cfg.camera
         w, h, fps = cam.width, cam.height, cam.fps
-        if source is not None and getattr(source, "fps", 0):
+        if source is not None and source.fps:
             fps = source.fps
     return even_size(int(w), int(h)), float(fps or 30.0)
 
@@ -191,11 +192,10 @@ class Capture:
             self.info = {}
             return
         self.generation += 1
-        info = {"describe": source.describe()}
-        for k in ("device", "fourcc", "width", "height", "fps"):
-            v = getattr(source, k, None)
-            if v is not None:
-                info[k] = v if isinstance(v, (int, float)) else str(v)
+        info: dict = {"describe": source.describe(), "width": int(source.width),
+                      "height": int(source.height), "fps": float(source.fps)}
+        if isinstance(source, CameraSource):
+            info.update(device=str(source.device), fourcc=str(source.fourcc))
         self.info = info
 
     def describe(self) -> str:

@@ -335,8 +335,7 @@ class Daemon:
         return self.capture.hold or self.capture.state
 
     def status(self) -> dict:
-        proc = self.processor
-        seg = getattr(proc, "segmenter", None)
+        seg = self.processor.segmenter if self.processor is not None else None
         summary = self.stats.summary()
         latency = summary.pop("latency", None)
         od = self._ondemand
@@ -359,8 +358,8 @@ class Daemon:
             "input": self.cfg.input,
             "camera": {**self.capture.info, "problem": self.capture.problem or None},
             "output": {"width": self.size[0], "height": self.size[1], "fps": self.fps},
-            "model": getattr(seg, "name", None),
-            "provider": getattr(seg, "provider", None),
+            "model": seg.name if seg is not None else None,
+            "provider": seg.provider if seg is not None else None,
             "refine": self.cfg.refine.mode,
             "background": self.cfg.background.mode,
             "sinks": [s.describe() for s in self.sinks],

@@ -17,17 +17,8 @@ IDLE_GRACE = 2.0  # seconds without a consumer before pausing on demand
 
 
 def virtual_devices(sinks: list) -> list[str]:
-    """Device nodes of sinks whose consumers matter (virtual cameras)."""
-    from livebg.sinks.virtual import VirtualCameraSink
-
-    out = []
-    for s in sinks:
-        dev = getattr(s, "on_demand_device", None)
-        if dev is None and isinstance(s, VirtualCameraSink):
-            dev = s.device
-        if dev:
-            out.append(str(dev))
-    return out
+    """Device nodes of sinks whose consumers matter (virtual cameras: ``on_demand_device``)."""
+    return [str(s.on_demand_device) for s in sinks if s.on_demand_device]
 
 
 class OnDemand:

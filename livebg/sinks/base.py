@@ -34,6 +34,7 @@ class Sink(Protocol):
     """What the engine needs of an output."""
 
     wants_alpha: bool
+    on_demand_device: str | None  # a device node whose openers are the audience, or None
 
     def write(self, image: np.ndarray) -> None:
         """Take one frame: uint8 (H, W, 3) BGR or (H, W, 4) BGRA of the opened size."""
@@ -71,6 +72,7 @@ class SinkBase:
     """Shared plumbing: the opened size, context manager, a default ``describe``."""
 
     wants_alpha: ClassVar[bool] = False
+    on_demand_device: str | None = None
 
     def __init__(self, width: int, height: int):
         self.size = (width, height)

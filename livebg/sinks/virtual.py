@@ -42,6 +42,7 @@ class VirtualCameraSink(SinkBase):
             raise SinkError(f"no virtual camera ({reason}); install OBS Studio and start its "
                             "virtual camera once") from None
         self.device = self._cam.device
+        self.on_demand_device = str(self.device)
         log.info("virtual camera: %s %dx%d@%g", self.device, width, height, fps)
 
     def write(self, image: np.ndarray) -> None:

@@ -1,10 +1,12 @@
 """Frame sources: camera, video file, still image and the built-in sample.
 
-Every source has the same small contract: ``read()`` returns the next
+Every source keeps the :class:`Source` contract: ``read()`` returns the next
 :class:`~livebg.types.Frame` or ``None`` when the stream has ended (a camera
 that fails returns ``None`` too; the daemon decides whether to reopen),
 ``close()`` releases the device, ``describe()`` says in words what is being
-read, and a source is a context manager.
+read, ``width``/``height``/``fps`` say what it gives, and a source is a
+context manager. :func:`open_source` opens one by name through
+:data:`OPENERS`; :func:`media_kind` is the one file-extension rule.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import logging
 import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -36,10 +39,32 @@ class SourceError(RuntimeError):
     """A source cannot be opened; the message says what to do."""
 
 
+def media_kind(path: str | Path) -> str | None:
+    """``image``, ``video`` or None from a file name's extension (the one rule for all)."""
+    suffix = Path(path).suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return "image"
+    if suffix in VIDEO_EXTENSIONS:
+        return "video"
+    return None
+
+
+@runtime_checkable
 class Source(Protocol):
-    def read(self) -> Frame | None: ...
-    def close(self) -> None: ...
-    def describe(self) -> str: ...
+    """What the engine needs of an input."""
+
+    width: int    # frame width in pixels
+    height: int   # frame height in pixels
+    fps: float    # frames per second it gives (> 0)
+
+    def read(self) -> Frame | None:
+        """The next frame (BGR uint8 (height, width, 3)), or None: ended or failed."""
+
+    def close(self) -> None:
+        """Release the device or file; safe to call twice."""
+
+    def describe(self) -> str:
+        """What is being read, in words, for logs and ``ctl status``."""
 
 
 class _Base:
@@ -281,31 +306,83 @@ def _cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(resized[y:y + height, x:x + width])
 
 
-def open_source(spec: str, *, camera=None, count: int | None = None, loop: bool = False):
+@dataclass(frozen=True)
+class SourceOptions:
+    """What any source may need to open.
+
+    Attributes:
+        camera: a CameraConfig-like object (device, width, height, fps, fourcc);
+            None: 1280x720 at 30 fps, device 0, MJPG.
+        count: frames for sample and image sources (None: endless).
+        loop: loop a video file.
+    """
+
+    camera: Any = None
+    count: int | None = None
+    loop: bool = False
+
+
+def _open_sample(spec: str, o: SourceOptions) -> Source:
+    cam = o.camera
+    w, h, fps = (cam.width, cam.height, cam.fps) if cam else (1280, 720, 30)
+    return SampleSource(width=w, height=h, fps=fps, count=o.count)
+
+
+def _open_camera(spec: str, o: SourceOptions) -> Source:
+    cam = o.camera
+    if spec.startswith("camera:"):
+        device = spec.split(":", 1)[1]
+    elif spec.startswith("/dev/"):
+        device = spec
+    else:
+        device = cam.device if cam else "0"
+    kw = dict(width=cam.width, height=cam.height, fps=cam.fps, fourcc=cam.fourcc) if cam else {}
+    return CameraSource(device, **kw)
+
+
+def _open_image(spec: str, o: SourceOptions) -> Source:
+    return ImageSource(Path(spec).expanduser(), count=o.count)
+
+
+def _open_video(spec: str, o: SourceOptions) -> Source:
+    return VideoFileSource(Path(spec).expanduser(), loop=o.loop)
+
+
+# kind -> opener; source_kind() says which kind a spec names
+OPENERS: dict[str, Callable[[str, SourceOptions], Source]] = {
+    "sample": _open_sample,
+    "camera": _open_camera,
+    "image": _open_image,
+    "video": _open_video,
+}
+
+
+def source_kind(spec: str) -> str | None:
+    """Which :data:`OPENERS` entry ``spec`` names; None when it names nothing we know."""
+    if spec == "sample":
+        return "sample"
+    if spec == "camera" or spec.startswith(("camera:", "/dev/video")):
+        return "camera"
+    path = Path(spec).expanduser()
+    kind = media_kind(path)
+    if kind is None and path.is_file():
+        return "video"  # any other file: let the decoder try
+    return kind
+
+
+def open_source(spec: str, *, camera=None, count: int | None = None,
+                loop: bool = False) -> Source:
     """Open the source named by ``spec``.
 
     Args:
         spec: ``camera`` (the configured camera), ``camera:N`` or a
             ``/dev/video*`` path, ``sample``, or a video or image file.
-        camera: a CameraConfig-like object with device/width/height/fps/fourcc.
-        count: frames for sample and image sources (None: endless).
-        loop: loop a video file.
+        camera, count, loop: see :class:`SourceOptions`.
+
+    Raises:
+        SourceError: it cannot be opened, or ``spec`` names nothing we know.
     """
-    if spec == "sample":
-        w, h, fps = (camera.width, camera.height, camera.fps) if camera else (1280, 720, 30)
-        return SampleSource(width=w, height=h, fps=fps, count=count)
-    if spec == "camera" or spec.startswith("camera:") or spec.startswith("/dev/video"):
-        device = spec.split(":", 1)[1] if spec.startswith("camera:") else (
-            spec if spec.startswith("/dev/") else (camera.device if camera else "0"))
-        kw = {}
-        if camera:
-            kw = dict(width=camera.width, height=camera.height, fps=camera.fps,
-                      fourcc=camera.fourcc)
-        return CameraSource(device, **kw)
-    path = Path(spec).expanduser()
-    suffix = path.suffix.lower()
-    if suffix in IMAGE_EXTENSIONS:
-        return ImageSource(path, count=count)
-    if suffix in VIDEO_EXTENSIONS or path.is_file():
-        return VideoFileSource(path, loop=loop)
-    raise SourceError(f"{spec}: not camera, sample, or an existing video or image file")
+    kind = source_kind(spec)
+    if kind is None:
+        raise SourceError(f"{spec}: not camera, sample, or an existing video or image file")
+    return OPENERS[kind](spec, SourceOptions(camera=camera, count=count, loop=loop))

@@ -11,8 +11,12 @@ Refiners are made by name with :func:`make_refiner`:
 * ``sss``: a graph-regularised matte on superpixels (a regular grid by
   default, or SLIC-like superpixels) with colour, non-local colour and
   optionally semantic affinities, then the guided filter
-  (:mod:`livebg.stages.refine.sss`; its keyword options are measured one by one in
+  (:mod:`livebg.stages.refine.sss`; its options are measured one by one in
   ``scripts/ablation_refine.py``).
+
+Each refiner takes one frozen options dataclass (:class:`~.guided.GuidedOptions`,
+:class:`~.sss.SSSOptions`). Research-only options live in
+:mod:`livebg.stages.refine.experimental`, off the runtime path.
 """
 
 from __future__ import annotations
@@ -42,18 +46,42 @@ class UpsampleRefiner:
         return {}
 
 
-def make_refiner(mode: str, **options):
-    """A refiner by name, with keyword options for its class; ValueError for an unknown one."""
+def options_for(mode: str, **values):
+    """The options dataclass of ``mode`` from keyword values (TypeError for an unknown key)."""
+    if mode == "guided":
+        from livebg.stages.refine.guided import GuidedOptions
+
+        return GuidedOptions(**values)
+    if mode == "sss":
+        from livebg.stages.refine.sss import SSSOptions
+
+        return SSSOptions(**values)
     if mode == "none":
-        if options:
-            raise TypeError(f"refinement none takes no options, got {sorted(options)}")
+        if values:
+            raise TypeError(f"refinement none takes no options, got {sorted(values)}")
+        return None
+    raise ValueError(f"unknown refinement {mode!r}; use one of {', '.join(MODES)}")
+
+
+def make_refiner(mode: str, options=None):
+    """A refiner by name with its options dataclass (None: the defaults).
+
+    Raises ValueError for an unknown mode, TypeError for options of another mode.
+    """
+    if mode == "none":
+        if options is not None:
+            raise TypeError("refinement none takes no options")
         return UpsampleRefiner()
     if mode == "guided":
-        from livebg.stages.refine.guided import GuidedRefiner
+        from livebg.stages.refine.guided import GuidedOptions, GuidedRefiner
 
-        return GuidedRefiner(**options)
+        if options is not None and not isinstance(options, GuidedOptions):
+            raise TypeError(f"guided takes GuidedOptions, got {type(options).__name__}")
+        return GuidedRefiner(options)
     if mode == "sss":
-        from livebg.stages.refine.sss import SSSRefiner
+        from livebg.stages.refine.sss import SSSOptions, SSSRefiner
 
-        return SSSRefiner(**options)
+        if options is not None and not isinstance(options, SSSOptions):
+            raise TypeError(f"sss takes SSSOptions, got {type(options).__name__}")
+        return SSSRefiner(options)
     raise ValueError(f"unknown refinement {mode!r}; use one of {', '.join(MODES)}")

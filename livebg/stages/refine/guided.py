@@ -16,6 +16,7 @@ coefficients is made. Intermediates are reused across frames (:class:`Workspace`
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -336,6 +337,23 @@ def fast_guided_filter(image: np.ndarray, guide_low: np.ndarray, p_low: np.ndarr
     return apply_coefficients(image, coef, out, ws)
 
 
+@dataclass(frozen=True)
+class GuidedOptions:
+    """Options of :class:`GuidedRefiner`.
+
+    Attributes:
+        color: colour guide (default) or grey.
+        long_side: long side of the low-resolution copy, in pixels.
+        radius: window radius at low resolution, in pixels.
+        eps: regularisation.
+    """
+
+    color: bool = True
+    long_side: int = 320
+    radius: int = 2
+    eps: float = 1e-3
+
+
 class GuidedRefiner:
     """``guided``: the net's probability through a fast guided filter. No state.
 
@@ -346,20 +364,14 @@ class GuidedRefiner:
     factor 4, radius 8 full-resolution pixels).
 
     Args:
-        color: colour guide (default) or grey.
-        long_side: long side of the low-resolution copy.
-        radius: window radius at low resolution.
-        eps: regularisation.
+        options: see :class:`GuidedOptions` (None: the defaults).
     """
 
     name = "guided"
 
-    def __init__(self, *, color: bool = True, long_side: int = 320, radius: int = 2,
-                 eps: float = 1e-3):
-        self.color = color
-        self.long_side = long_side
-        self.radius = radius
-        self.eps = eps
+    def __init__(self, options: GuidedOptions | None = None):
+        o = self.opt = options or GuidedOptions()
+        self.color, self.long_side, self.radius, self.eps = o.color, o.long_side, o.radius, o.eps
         self._ws = Workspace()
         self._t: dict[str, float] = {}
 

@@ -17,13 +17,12 @@ Per frame (all sizes scale with the frame; figures for 1280x720):
 4. **solve**: ``(L + lambda C) a = lambda C p`` with confidence
    ``c = |2p - 1|^gamma`` by a few preconditioned CG steps (a reduced-rank
    solve in this frame's Krylov subspace), warm-started from the previous
-   frame's node matte (:mod:`livebg.stages.refine.solve`). Optionally (``eigen=k``)
-   the k smallest eigenvectors of the normalised Laplacian are tracked
-   across frames and their fit to the probability starts the solve, or
-   replaces it (``eigen_only``; :mod:`livebg.stages.refine.eigen`).
+   frame's node matte (:mod:`livebg.stages.refine.solve`). (Research only,
+   :mod:`livebg.stages.refine.experimental`: tracked eigenvectors of the
+   normalised Laplacian whose fit starts or replaces the solve.)
 5. **upsample**: SLIC mattes go back to the SLIC copy's pixels, each pixel
-   taking its superpixel's value or (``soft_tau`` > 0) a soft mix of the 9
-   nearby superpixels' by colour/position distance; grid mattes are
+   taking its superpixel's value (research only: a soft mix of the 9 nearby
+   superpixels', ``soft_tau`` in experimental/); grid mattes are
    interpolated bilinearly. Then a colour fast guided filter fitted on a
    ``long_side`` ~160 copy is applied to the full-resolution frame
    (:mod:`livebg.stages.refine.guided`), giving fractional alpha at hair and blur.
@@ -47,7 +46,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from livebg.stages.refine import eigen as eg
 from livebg.stages.refine import superpixels as spx
 from livebg.stages.refine.graph import (add_semantic, add_semantic_grid, build_csr, grid_weights,
                                  sample_features, semantic_features, slot_weights)
@@ -76,10 +74,11 @@ class SSSState:
     frames: int = 0                        # frames since the last reset
 
 
-class SSSRefiner:
-    """Graph-regularised matte on superpixels, then a colour fast guided filter.
+@dataclass(frozen=True)
+class SSSOptions:
+    """Options of :class:`SSSRefiner` (the defaults are the measured best; see the module).
 
-    Args:
+    Attributes:
         superpixels: ``grid`` (regular blocks) or ``slic``.
         long_side: long side of the guided filter's low-resolution copy.
         node_side: long side of the node grid, in nodes (grid only).
@@ -88,8 +87,6 @@ class SSSRefiner:
         compactness: SLIC's m, in Lab units per cell side.
         slic_iters: SLIC iterations from a cold start.
         slic_warm_iters: SLIC iterations when warm-started from the previous frame.
-        soft_tau: width of the soft assignment back to pixels, in squared Lab
-            units of the SLIC distance (0: each pixel takes its superpixel's value).
         sigma: colour affinity width in Lab units.
         semantic: add semantic edges from the net's probability and features.
         semantic_weight: their weight relative to a full colour edge.
@@ -101,9 +98,6 @@ class SSSRefiner:
         non_local_band: only nodes whose confidence is below this get
             non-local edges (1: all nodes).
         non_local_every: a node's neighbour list is rebuilt every this many frames.
-        eigen: number of tracked eigenvectors (0: none); their fit to the
-            probability is the solve's cold start.
-        eigen_only: the matte is the eigenvector fit, without the CG solve.
         lam: weight of the data term.
         gamma: confidence exponent, c = |2p - 1|^gamma.
         iters: CG steps from a cold start.
@@ -112,50 +106,54 @@ class SSSRefiner:
             the ``long_side`` copy).
     """
 
+    superpixels: str = "grid"
+    long_side: int = 160
+    node_side: int = 160
+    slic_side: int = 320
+    n_superpixels: int = 1500
+    compactness: float = 10.0
+    slic_iters: int = 4
+    slic_warm_iters: int = 1
+    sigma: float = 4.0
+    semantic: bool = False
+    semantic_weight: float = 0.05
+    semantic_channels: int = 3
+    non_local: float = 0.05
+    non_local_k: int = 4
+    non_local_radius: float = 0.2
+    non_local_band: float = 0.5
+    non_local_every: int = 8
+    lam: float = 1.0
+    gamma: float = 4.0
+    iters: int = 25
+    warm_iters: int = 15
+    radius: int = 1
+    eps: float = 1e-3
+    color: bool = True
+
+    def __post_init__(self):
+        if self.superpixels not in SUPERPIXELS:
+            raise ValueError(f"unknown superpixels {self.superpixels!r}; "
+                             f"use one of {', '.join(SUPERPIXELS)}")
+        if self.non_local_every < 1:
+            raise ValueError("non_local_every must be 1 or more")
+
+
+class SSSRefiner:
+    """Graph-regularised matte on superpixels, then a colour fast guided filter.
+
+    Args:
+        options: see :class:`SSSOptions` (None: the defaults).
+
+    Research options (eigenvectors, soft assignment) live in
+    :mod:`livebg.stages.refine.experimental`, which subclasses this and
+    overrides the two hooks :meth:`_solve_nodes` and :meth:`_to_pixels`.
+    """
+
     name = "sss"
 
-    def __init__(self, *, superpixels: str = "grid", long_side: int = 160, node_side: int = 160,
-                 slic_side: int = 320, n_superpixels: int = 1500, compactness: float = 10.0,
-                 slic_iters: int = 4, slic_warm_iters: int = 1, soft_tau: float = 0.0,
-                 sigma: float = 4.0, semantic: bool = False, semantic_weight: float = 0.05,
-                 semantic_channels: int = 3, non_local: float = 0.05, non_local_k: int = 4,
-                 non_local_radius: float = 0.2, non_local_band: float = 0.5,
-                 non_local_every: int = 8, eigen: int = 0,
-                 eigen_only: bool = False, lam: float = 1.0, gamma: float = 4.0,
-                 iters: int = 25, warm_iters: int = 15, radius: int = 1,
-                 eps: float = 1e-3, color: bool = True):
-        if superpixels not in SUPERPIXELS:
-            raise ValueError(f"unknown superpixels {superpixels!r}; "
-                             f"use one of {', '.join(SUPERPIXELS)}")
-        if eigen_only and eigen <= 0:
-            raise ValueError("eigen_only needs eigen > 0")
-        self.superpixels = superpixels
-        self.long_side = long_side
-        self.node_side = node_side
-        self.slic_side = slic_side
-        self.n_superpixels = n_superpixels
-        self.compactness = compactness
-        self.slic_iters = slic_iters
-        self.slic_warm_iters = slic_warm_iters
-        self.soft_tau = soft_tau
-        self.sigma = sigma
-        self.semantic = semantic
-        self.semantic_weight = semantic_weight
-        self.semantic_channels = semantic_channels
-        self.non_local = non_local
-        self.non_local_k = non_local_k
-        self.non_local_radius = non_local_radius
-        self.non_local_band = non_local_band
-        self.non_local_every = max(1, non_local_every)
-        self.eigen = eigen
-        self.eigen_only = eigen_only
-        self.lam = lam
-        self.gamma = gamma
-        self.iters = iters
-        self.warm_iters = warm_iters
-        self.radius = radius
-        self.eps = eps
-        self.color = color
+    def __init__(self, options: SSSOptions | None = None):
+        self.opt = options or SSSOptions()
         self.state = SSSState()
         self._ws = Workspace()
         self._t: dict[str, float] = {}
@@ -171,7 +169,7 @@ class SSSRefiner:
     def refine(self, image: np.ndarray, probability: np.ndarray,
                features: np.ndarray | None = None) -> np.ndarray:
         """Alpha float32 (H, W) in [0, 1] for a BGR uint8 frame (H, W, 3)."""
-        if self.superpixels == "slic":
+        if self.opt.superpixels == "slic":
             return self._refine_slic(image, probability, features)
         return self._refine_grid(image, probability, features)
 
@@ -179,57 +177,48 @@ class SSSRefiner:
 
     def _refine_grid(self, image, probability, features):
         t0 = time.perf_counter()
-        gsize = low_size(image.shape, self.long_side)
+        gsize = low_size(image.shape, self.opt.long_side)
         guide = downsample(image, gsize)
-        nsize = low_size(image.shape, self.node_side)
+        nsize = low_size(image.shape, self.opt.node_side)
         nodes = guide if nsize == gsize else cv2.resize(guide, nsize, interpolation=cv2.INTER_AREA)
         lab = cv2.cvtColor(nodes, cv2.COLOR_BGR2Lab)
         p = cv2.resize(np.asarray(probability, np.float32), nsize, interpolation=cv2.INTER_AREA)
         gh, gw = p.shape
         t1 = time.perf_counter()
 
-        wgt = grid_weights(lab, _NO_FEATURES, np.float32(self.sigma), np.float32(1.0),
+        wgt = grid_weights(lab, _NO_FEATURES, np.float32(self.opt.sigma), np.float32(1.0),
                            np.float32(np.sqrt(0.5)))
-        conf = (np.abs(2.0 * p - 1.0) ** self.gamma).astype(np.float32)
+        conf = (np.abs(2.0 * p - 1.0) ** self.opt.gamma).astype(np.float32)
         cen = None
-        if self.semantic or self.non_local > 0:
+        if self.opt.semantic or self.opt.non_local > 0:
             yy, xx = np.mgrid[0:gh, 0:gw].astype(np.float32)
             cen = np.ascontiguousarray(np.concatenate(
                 [lab.reshape(-1, 3), yy.reshape(-1, 1), xx.reshape(-1, 1)], axis=1))
-        if self.semantic:
+        if self.opt.semantic:
             add_semantic_grid(wgt, self._semantic(p.ravel(), cen, features, gh, gw),
-                              np.float32(self.semantic_weight), np.float32(20.0), np.float32(0.85))
+                              np.float32(self.opt.semantic_weight), np.float32(20.0), np.float32(0.85))
         extra = None
         nl_idx, nl_w = _NO_KNN, _NO_KNN_W
-        if self.non_local > 0:
+        if self.opt.non_local > 0:
             nl_idx, nl_w = self._non_local(cen, gh, gw, gh, gw, conf.ravel())
             extra = build_csr(np.zeros((gh * gw, 0), np.float32), gw, nl_idx, nl_w)
         t2 = time.perf_counter()
         t = {"downsample": (t1 - t0) * 1e3, "graph": (t2 - t1) * 1e3}
 
-        x0, iters = self._start(p.shape, p)
-        if self.eigen > 0:
-            full = build_csr(spx.grid_slots(wgt), gw, nl_idx, nl_w)
-            fit = self._eigen_fit(full, p.ravel(), conf.ravel()).reshape(gh, gw)
-            if self.state.alpha_nodes is None or self.state.alpha_nodes.shape != p.shape:
-                x0 = fit
-            t3 = time.perf_counter()
-            t["eigen"] = (t3 - t2) * 1e3
-            t2 = t3
-        if self.eigen_only:
-            a, res = fit, float("nan")
-        else:
-            a, res = solve_confidence(wgt, conf, p, np.ascontiguousarray(x0, dtype=np.float32),
-                                      self.lam, iters, extra)
+        a, res = self._solve_nodes(
+            lambda x0, iters: solve_confidence(wgt, conf, p,
+                                               np.ascontiguousarray(x0, dtype=np.float32),
+                                               self.opt.lam, iters, extra),
+            lambda: build_csr(spx.grid_slots(wgt), gw, nl_idx, nl_w), p, conf, t)
         self.state.alpha_nodes = a
         self.state.residual = float(res)
         self.state.frames += 1
         t3 = time.perf_counter()
-        t["solve"] = (t3 - t2) * 1e3
+        t["solve"] = (t3 - t2) * 1e3 - t.get("eigen", 0.0)
 
         a_guide = a if nsize == gsize else cv2.resize(a, gsize, interpolation=cv2.INTER_LINEAR)
-        alpha = fast_guided_filter(image, guide, a_guide, radius=self.radius, eps=self.eps,
-                                   color=self.color, ws=self._ws)
+        alpha = fast_guided_filter(image, guide, a_guide, radius=self.opt.radius, eps=self.opt.eps,
+                                   color=self.opt.color, ws=self._ws)
         t["upsample"] = (time.perf_counter() - t3) * 1e3
         self._t = t
         return alpha
@@ -238,27 +227,27 @@ class SSSRefiner:
 
     def _refine_slic(self, image, probability, features):
         t0 = time.perf_counter()
-        wsize = low_size(image.shape, self.slic_side)
+        wsize = low_size(image.shape, self.opt.slic_side)
         work = downsample(image, wsize)
-        gsize = low_size(image.shape, self.long_side)
+        gsize = low_size(image.shape, self.opt.long_side)
         guide = work if gsize == wsize else _shrink(work, gsize)
         lab = cv2.cvtColor(work, cv2.COLOR_BGR2Lab)
         p_px = cv2.resize(np.asarray(probability, np.float32), wsize,
                           interpolation=cv2.INTER_LINEAR)
         h, w = lab.shape[:2]
-        gy, gx = spx.cell_grid(h, w, self.n_superpixels)
+        gy, gx = spx.cell_grid(h, w, self.opt.n_superpixels)
         cell = float(np.sqrt(h * w / (gy * gx)))
-        m2 = np.float32((self.compactness / cell) ** 2)
+        m2 = np.float32((self.opt.compactness / cell) ** 2)
         t1 = time.perf_counter()
 
         st = self.state
         if st.centres is not None and st.centres.shape[0] == gy * gx and st.labels.shape == (h, w):
-            cen, labels, iters = st.centres.copy(), st.labels.copy(), self.slic_warm_iters
+            cen, labels, iters = st.centres.copy(), st.labels.copy(), self.opt.slic_warm_iters
         else:
             self.state = st = SSSState(frames=st.frames)
             cen = spx.init_centres(lab, gy, gx)
             labels = np.full((h, w), -1, np.int32)
-            iters = self.slic_iters
+            iters = self.opt.slic_iters
         pbar, _, changed = spx.slic(lab, p_px, cen, gy, gx, m2, int(iters), labels)
         st.centres, st.labels, st.changed = cen, labels, changed / float(h * w)
         boundary = spx.boundary_slots(labels, gx)
@@ -267,96 +256,84 @@ class SSSRefiner:
                                                      np.float32)])
         t2 = time.perf_counter()
 
-        slots = slot_weights(cen, boundary, gx, np.float32(self.sigma), np.float32(cell))
-        conf = (np.abs(2.0 * pbar - 1.0) ** self.gamma).astype(np.float32)
-        if self.semantic:
+        slots = slot_weights(cen, boundary, gx, np.float32(self.opt.sigma), np.float32(cell))
+        conf = (np.abs(2.0 * pbar - 1.0) ** self.opt.gamma).astype(np.float32)
+        if self.opt.semantic:
             add_semantic(slots, self._semantic(pbar, cen, features, h, w), gx,
-                         np.float32(self.semantic_weight), np.float32(20.0), np.float32(0.85))
+                         np.float32(self.opt.semantic_weight), np.float32(20.0), np.float32(0.85))
         nl_idx, nl_w = _NO_KNN, _NO_KNN_W
-        if self.non_local > 0:
+        if self.opt.non_local > 0:
             nl_idx, nl_w = self._non_local(cen, gy, gx, h, w, conf)
         csr = build_csr(slots, gx, nl_idx, nl_w)
         t3 = time.perf_counter()
         t = {"downsample": (t1 - t0) * 1e3, "superpixels": (t2 - t1) * 1e3,
              "graph": (t3 - t2) * 1e3}
 
-        x0, iters = self._start(pbar.shape, pbar)
-        if self.eigen > 0:
-            fit = self._eigen_fit(csr, pbar, conf)
-            if st.alpha_nodes is None or st.alpha_nodes.shape != pbar.shape:
-                x0 = fit
-            t4 = time.perf_counter()
-            t["eigen"] = (t4 - t3) * 1e3
-            t3 = t4
-        if self.eigen_only:
-            a, res = fit, float("nan")
-        else:
-            a, res = solve_confidence_csr(*csr, conf, pbar, np.ascontiguousarray(x0, np.float32),
-                                          np.float32(self.lam), int(iters))
+        a, res = self._solve_nodes(
+            lambda x0, iters: solve_confidence_csr(*csr, conf, pbar,
+                                                   np.ascontiguousarray(x0, np.float32),
+                                                   np.float32(self.opt.lam), int(iters)),
+            lambda: csr, pbar, conf, t)
         st.alpha_nodes = a
         st.residual = float(res)
         st.frames += 1
         t4 = time.perf_counter()
-        t["solve"] = (t4 - t3) * 1e3
+        t["solve"] = (t4 - t3) * 1e3 - t.get("eigen", 0.0)
 
-        if self.soft_tau > 0:
-            a_px = spx.soft_assign(lab, cen, gy, gx, m2, np.float32(self.soft_tau), a,
-                                   self._ws.get("soft", (h, w)))
-        else:
-            a_px = spx.hard_assign(labels, a, self._ws.get("soft", (h, w)))
+        a_px = self._to_pixels(a, labels, lab, cen, gy, gx, m2)
         a_g = a_px if gsize == wsize else _shrink(a_px, gsize)
-        alpha = fast_guided_filter(image, guide, a_g, radius=self.radius, eps=self.eps,
-                                   color=self.color, ws=self._ws)
+        alpha = fast_guided_filter(image, guide, a_g, radius=self.opt.radius, eps=self.opt.eps,
+                                   color=self.opt.color, ws=self._ws)
         t["upsample"] = (time.perf_counter() - t4) * 1e3
         self._t = t
         return alpha
 
     # -- shared -------------------------------------------------------------
 
+    def _solve_nodes(self, solve, graph, p, conf, t):
+        """(node matte, relative residual): ``solve(x0, iters)`` from :meth:`_start`.
+
+        ``graph()`` gives this frame's graph as CSR arrays, ``p`` and ``conf``
+        are the node probability and confidence, ``t`` the timings (ms) being
+        filled in. A hook: the experimental refiner starts from an eigenvector fit.
+        """
+        x0, iters = self._start(p.shape, p)
+        return solve(x0, iters)
+
+    def _to_pixels(self, a, labels, lab, cen, gy, gx, m2):
+        """SLIC node matte -> the SLIC copy's pixels: each takes its superpixel's value (a hook)."""
+        h, w = labels.shape
+        return spx.hard_assign(labels, a, self._ws.get("soft", (h, w)))
+
     def _start(self, shape, p):
         """(x0, CG steps): the previous node matte when there is one of this shape, else p."""
         prev = self.state.alpha_nodes
         if prev is not None and prev.shape == shape:
-            return prev, self.warm_iters
-        return p, self.iters
+            return prev, self.opt.warm_iters
+        return p, self.opt.iters
 
     def _semantic(self, p, cen, features, h, w):
         """Node semantic vectors: probability + PCA of the net's features at the centres."""
         feats = None
         if features is not None and features.ndim == 3 and features.shape[2] > 0:
             feats = sample_features(np.ascontiguousarray(features, dtype=np.float32), cen, h, w)
-        return semantic_features(p, feats, self.semantic_channels)
+        return semantic_features(p, feats, self.opt.semantic_channels)
 
     def _non_local(self, cen, gy, gx, h, w, conf):
         """Non-local neighbour lists of the uncertain nodes and this frame's weights."""
         st = self.state
         n = cen.shape[0]
-        k = int(self.non_local_k)
+        k = int(self.opt.non_local_k)
         if st.knn is None or st.knn.shape != (n, k):
             st.knn = np.full((n, k), -1, np.int32)
             st.knn_age = np.full(n, -1, np.int32)
-        band = conf < self.non_local_band
-        rows = np.flatnonzero(band & ((st.knn_age < 0) | (st.knn_age >= self.non_local_every)))
-        colour_knn(cen, gy, gx, h, w, np.float32(self.non_local_radius), st.knn, rows)
+        band = conf < self.opt.non_local_band
+        rows = np.flatnonzero(band & ((st.knn_age < 0) | (st.knn_age >= self.opt.non_local_every)))
+        colour_knn(cen, gy, gx, h, w, np.float32(self.opt.non_local_radius), st.knn, rows)
         st.knn_age[rows] = 0
         st.knn_age[st.knn_age >= 0] += 1
         idx = np.where(band[:, None], st.knn, np.int32(-1))
-        return idx, knn_weights(cen, idx, np.float32(self.sigma), np.float32(self.non_local))
-
-    def _eigen_fit(self, csr, p, conf):
-        """Track the eigenvectors on this graph; their fit to p (float32, n)."""
-        st = self.state
-        n = p.shape[0]
-        k = min(self.eigen, n - 2)
-        if k < 1:
-            return p
-        v = st.eigvecs
-        if v is None or v.shape != (n, k):
-            v, _ = eg.fresh_eigenvectors(*csr, k)
-        else:
-            v, _ = eg.track_eigenvectors(*csr, v)
-        st.eigvecs = v
-        return eg.fit_to_probability(v, eg.degree_scale(csr[0], csr[2]), p, conf)
+        return idx, knn_weights(cen, idx, np.float32(self.opt.sigma), np.float32(self.opt.non_local))
 
 
 def _shrink(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
