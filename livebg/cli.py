@@ -30,7 +30,7 @@ def background_overrides(spec: str) -> dict:
     ``blur`` or ``blur:0.8``, ``none``, ``transparent``, ``#rrggbb``, or the
     path of an image or video file.
     """
-    from livebg.stages.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+    from livebg.stages.media import media_kind
 
     if spec in ("none", "transparent", "blur"):
         return {"background.mode": spec}
@@ -38,11 +38,9 @@ def background_overrides(spec: str) -> dict:
         return {"background.mode": "blur", "background.blur": spec[5:]}
     if spec.startswith("#"):
         return {"background.mode": "color", "background.color": spec}
-    suffix = Path(spec).suffix.lower()
-    if suffix in IMAGE_EXTENSIONS:
-        return {"background.mode": "image", "background.image": spec}
-    if suffix in VIDEO_EXTENSIONS:
-        return {"background.mode": "video", "background.image": spec}
+    kind = media_kind(spec)
+    if kind is not None:
+        return {"background.mode": kind, "background.image": spec}
     raise UserError(f"--background {spec!r}: use blur, blur:STRENGTH, none, transparent, "
                     "#rrggbb, or an image or video file")
 
@@ -303,13 +301,13 @@ def cmd_demo(args) -> int:
 
 
 def _list_images(inputs: list[str]) -> list[Path]:
-    from livebg.stages.sources import IMAGE_EXTENSIONS
+    from livebg.stages.media import IMAGE_EXTENSIONS, media_kind
 
     files: list[Path] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            files += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
+            files += sorted(f for f in p.iterdir() if media_kind(f) == "image")
         elif p.is_file():
             files.append(p)
         else:
@@ -330,7 +328,9 @@ def cmd_matte(args) -> int:
     import cv2
     import numpy as np
 
-    from livebg.factory import make_refiner, make_segmenter
+    from livebg.factory import make_compositor, make_refiner, make_segmenter
+    from livebg.processor import Processor
+    from livebg.stages.segment import pick_model
     from livebg.stages.sources import read_image
 
     cfg = load_config(args)
@@ -345,20 +345,18 @@ def cmd_matte(args) -> int:
     if taken and not cfg.output.overwrite:
         raise UserError(f"{taken[0]} exists ({len(taken)} file(s) would be replaced): "
                         "use another --out folder or pass --overwrite")
-    segmenters: dict[str, object] = {}
-    refiner = make_refiner(cfg)
+    processors: dict[str, Processor] = {}  # one per net (the net depends on the photo's shape)
+    refiner, compositor = make_refiner(cfg), make_compositor(cfg)
     t0 = time.perf_counter()
     for f in files:
         image = read_image(f)
         h, w = image.shape[:2]
-        from livebg.stages.segment import pick_model
-
         name = pick_model(cfg.model.name, w, h)
-        if name not in segmenters:
-            segmenters[name] = make_segmenter(cfg, w, h)
-        seg = segmenters[name].segment(image)
-        refiner.reset()  # photos are independent: no state from the previous one
-        alpha = refiner.refine(image, seg.probability, seg.features)
+        if name not in processors:
+            processors[name] = Processor(make_segmenter(cfg, w, h), refiner, compositor)
+        processor = processors[name]
+        processor.reset()  # photos are independent: no state from the previous one
+        alpha = processor.alpha(image)
         a8 = (np.clip(alpha, 0, 1) * 255 + 0.5).astype(np.uint8)
         cv2.imwrite(str(out / f"{f.stem}.png"), a8)
         if args.cutout:

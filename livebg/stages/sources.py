@@ -6,7 +6,7 @@ that fails returns ``None`` too; the daemon decides whether to reopen),
 ``close()`` releases the device, ``describe()`` says in words what is being
 read, ``width``/``height``/``fps`` say what it gives, and a source is a
 context manager. :func:`open_source` opens one by name through
-:data:`OPENERS`; :func:`media_kind` is the one file-extension rule.
+:data:`OPENERS`; the file-extension rule is :func:`livebg.stages.media.media_kind`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,12 @@ from typing import Any, Callable, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from livebg.stages.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, media_kind
 from livebg.types import Frame
+
+__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "OPENERS", "CameraSource", "ImageSource",
+           "SampleSource", "Source", "SourceError", "SourceOptions", "VideoFileSource",
+           "media_kind", "open_source", "read_image", "source_kind"]
 
 log = logging.getLogger(__name__)
 
@@ -31,22 +36,10 @@ log = logging.getLogger(__name__)
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-VIDEO_EXTENSIONS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"}
 
 
 class SourceError(RuntimeError):
     """A source cannot be opened; the message says what to do."""
-
-
-def media_kind(path: str | Path) -> str | None:
-    """``image``, ``video`` or None from a file name's extension (the one rule for all)."""
-    suffix = Path(path).suffix.lower()
-    if suffix in IMAGE_EXTENSIONS:
-        return "image"
-    if suffix in VIDEO_EXTENSIONS:
-        return "video"
-    return None
 
 
 @runtime_checkable

@@ -10,7 +10,6 @@ is picked up again without the tray doing anything special.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -23,6 +22,8 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QSystemTrayIcon
 from livebg import config as config_mod
 from livebg.config import Config
 from livebg.tray import icons, persist
+from livebg.tray.choices import (background_files, backgrounds_dir, choice_labels,  # noqa: F401
+                                 choice_name, field_choices, file_filter, media_kind)
 from livebg.tray.daemon_link import (PAUSED, STOPPED, DaemonLink, LinkError, NotRunning, Status,
                                      camera_choices)
 
@@ -30,61 +31,6 @@ log = logging.getLogger(__name__)
 
 BLUR_PRESETS = (("Blur (light)", 0.3), ("Blur (strong)", 0.85))
 POLL_MS = 2000
-
-
-def field_choices(key: str) -> tuple[str, ...]:
-    """The allowed values of a choice option, straight from the schema."""
-    section, name = key.split(".")
-    cls = type(getattr(Config(), section))
-    return tuple(next(f for f in dataclasses.fields(cls) if f.name == name).metadata["choices"])
-
-
-def choice_labels(key: str) -> dict[str, str]:
-    """``{choice: description}`` from the option's help, e.g. ``"sss (graph solve ...)"``."""
-    import re
-
-    section, name = key.split(".")
-    cls = type(getattr(Config(), section))
-    text = next(f for f in dataclasses.fields(cls) if f.name == name).metadata["help"]
-    found = dict(re.findall(r"\b([a-z]+) \(([^()]*)\)", text))
-    return {c: found.get(c, "") for c in field_choices(key)}
-
-
-def choice_name(choice: str) -> str:
-    return choice.upper() if len(choice) <= 3 else choice.capitalize()
-
-
-def backgrounds_dir() -> Path:
-    """``$XDG_CONFIG_HOME/livebg/backgrounds``: pictures offered in the menu."""
-    return config_mod.config_home() / "backgrounds"
-
-
-def media_kind(path: str | Path) -> str | None:
-    """``image``, ``video`` or None from a file name's extension."""
-    from livebg.stages.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-
-    suffix = Path(path).suffix.lower()
-    if suffix in IMAGE_EXTENSIONS:
-        return "image"
-    if suffix in VIDEO_EXTENSIONS:
-        return "video"
-    return None
-
-
-def background_files() -> list[Path]:
-    d = backgrounds_dir()
-    if not d.is_dir():
-        return []
-    return sorted((p for p in d.iterdir() if p.is_file() and media_kind(p)),
-                  key=lambda p: p.name.lower())
-
-
-def file_filter() -> str:
-    from livebg.stages.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-
-    images = " ".join(f"*{e}" for e in sorted(IMAGE_EXTENSIONS))
-    videos = " ".join(f"*{e}" for e in sorted(VIDEO_EXTENSIONS))
-    return f"Images and videos ({images} {videos});;Images ({images});;Videos ({videos})"
 
 
 class Tray(QObject):

@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (QCheckBox, QColorDialog, QComboBox, QFileDialog, 
 
 from livebg.system import autostart
 from livebg.tray import icons
+from livebg.tray.choices import (backgrounds_dir, choice_labels, choice_name, field_choices,
+                                 file_filter, media_kind)
 from livebg.tray.daemon_link import STOPPED, LinkError, Status, camera_choices
 
 if TYPE_CHECKING:
@@ -122,8 +124,6 @@ class SettingsWindow(QWidget):
         f.addRow("Resolution", row)
 
         # -- quality
-        from livebg.tray.app import choice_labels, choice_name, field_choices
-
         self.net = QComboBox()
         labels = {"auto": "Auto (by frame shape)", "landscape": "Landscape (256x144, faster)",
                   "square": "Square (256x256)"}
@@ -324,8 +324,6 @@ class SettingsWindow(QWidget):
             self._set_color(c.name())
 
     def _browse(self) -> None:
-        from livebg.tray.app import backgrounds_dir, file_filter, media_kind
-
         start = self.image.text() or str(backgrounds_dir())
         name, _ = QFileDialog.getOpenFileName(self, "Background image or video", start,
                                               file_filter())

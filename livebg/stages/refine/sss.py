@@ -196,7 +196,8 @@ class SSSRefiner:
                 [lab.reshape(-1, 3), yy.reshape(-1, 1), xx.reshape(-1, 1)], axis=1))
         if self.opt.semantic:
             add_semantic_grid(wgt, self._semantic(p.ravel(), cen, features, gh, gw),
-                              np.float32(self.opt.semantic_weight), np.float32(20.0), np.float32(0.85))
+                              np.float32(self.opt.semantic_weight), np.float32(20.0),
+                              np.float32(0.85))
         extra = None
         nl_idx, nl_w = _NO_KNN, _NO_KNN_W
         if self.opt.non_local > 0:
@@ -217,8 +218,8 @@ class SSSRefiner:
         t["solve"] = (t3 - t2) * 1e3 - t.get("eigen", 0.0)
 
         a_guide = a if nsize == gsize else cv2.resize(a, gsize, interpolation=cv2.INTER_LINEAR)
-        alpha = fast_guided_filter(image, guide, a_guide, radius=self.opt.radius, eps=self.opt.eps,
-                                   color=self.opt.color, ws=self._ws)
+        alpha = fast_guided_filter(image, guide, a_guide, radius=self.opt.radius,
+                                   eps=self.opt.eps, color=self.opt.color, ws=self._ws)
         t["upsample"] = (time.perf_counter() - t3) * 1e3
         self._t = t
         return alpha
@@ -333,7 +334,8 @@ class SSSRefiner:
         st.knn_age[rows] = 0
         st.knn_age[st.knn_age >= 0] += 1
         idx = np.where(band[:, None], st.knn, np.int32(-1))
-        return idx, knn_weights(cen, idx, np.float32(self.opt.sigma), np.float32(self.opt.non_local))
+        return idx, knn_weights(cen, idx, np.float32(self.opt.sigma),
+                                np.float32(self.opt.non_local))
 
 
 def _shrink(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
