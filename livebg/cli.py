@@ -86,8 +86,8 @@ def _add_common(p: argparse.ArgumentParser, *, io: bool = True) -> None:
         p.add_argument("--input", "-i", metavar="SPEC",
                        help="camera, camera:N, /dev/videoN, sample, or a video/image file")
         p.add_argument("--output", "-o", metavar="SPEC", action="append",
-                       help="virtual, window, null, FILE.mp4, or a folder for PNG frames; "
-                       "repeat for several")
+                       help="virtual, overlay, window, null, FILE.mp4, or DIR/ (a folder for "
+                       "PNG frames: trailing /); repeat for several")
     p.add_argument("--background", "-b", metavar="SPEC",
                    help="blur, blur:0.8, none, transparent, #rrggbb, or an image/video file")
     p.add_argument("--model", "-m", choices=("auto", "landscape", "square"))
@@ -136,14 +136,7 @@ def cmd_run(args) -> int:
     holder["daemon"] = daemon
     if stop.is_set():
         return 0
-    rc = daemon.run()
-    # Everything is released now (camera, sinks, socket). Exiting would then run
-    # the cyclic collector over numba's and ONNX Runtime's millions of objects:
-    # 2.3-5.4 s measured on 2 busy cores, 0.3 s with them frozen (never collected).
-    import gc
-
-    gc.freeze()
-    return rc
+    return daemon.run()
 
 
 def cmd_ctl(args) -> int:
@@ -231,7 +224,8 @@ def _format_reply(action: str, r: dict) -> str:
         v = r["value"]
         return v if isinstance(v, str) else json.dumps(v, indent=2)
     if action == "set":
-        return f"{r['key']} = {json.dumps(r['value'])} (in memory only; edit the file to keep it)"
+        return (f"{r['key']} = {json.dumps(r['value'])} (in memory only; edit the file to keep "
+                "it)" + "".join(f"; {n}" for n in r.get("notes", [])))
     if action in ("pause", "resume"):
         return f"state: {r.get('state', 'paused' if r.get('paused') else 'running')}"
     if action == "reload":
@@ -530,7 +524,15 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        rc = args.func(args)
+        if argv is None and args.func is cmd_run:
+            # The daemon released everything (camera, sinks, socket). Exiting would
+            # then run the cyclic collector over numba's and ONNX Runtime's objects:
+            # 2.3-5.4 s measured on 2 busy cores, 0.3 s with them frozen (not collected).
+            import gc
+
+            gc.freeze()
+        return rc
     except (UserError, ConfigError, SourceError, SinkError, ModelError, AlreadyRunning) as e:
         print(f"livebg: error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from livebg.sinks.names import SinkNameError, sink_kind
+
 
 class ConfigError(ValueError):
     """A configuration problem, with a one-line message that says what to do."""
@@ -98,7 +100,7 @@ class OutputConfig:
     sinks: list = _opt(["virtual"], "where frames go: virtual (virtual camera), overlay (a "
                        "page for OBS: the person over transparency, whatever background.mode; "
                        "see overlay.*), window, null, a video file (.mp4 .avi .mkv .mov), or a "
-                       "folder for a PNG sequence")
+                       "folder for a PNG sequence written with a trailing / (frames/)")
     device: str = _opt("", "virtual camera device such as /dev/video10; empty: the first loopback device",
                        kind="path")
     overwrite: bool = _opt(False, "allow replacing existing output files")
@@ -309,6 +311,11 @@ def validate(cfg: Config, source: str) -> None:
     if token and not re.fullmatch(r"[A-Za-z0-9_-]{16,}", token):
         raise ConfigError(f"{source}: overlay.token: must be 16 or more characters of "
                           "A-Z a-z 0-9 _ -, or empty for a random one")
+    for spec in cfg.output.sinks:
+        try:
+            sink_kind(str(spec))
+        except SinkNameError as e:
+            raise ConfigError(f"{source}: output.sinks: {e}") from None
     bg = cfg.background
     if bg.mode in ("image", "video"):
         if not bg.image:

@@ -43,7 +43,7 @@ def test_run_file_to_file_changes_only_the_background(tmp_path):
         for i in range(10):
             sink.write(src.render(i))
     out_dir = tmp_path / "frames"
-    rc = main(["run", "--input", str(inp), "--output", str(out_dir), "--background", "#0000ff",
+    rc = main(["run", "--input", str(inp), "--output", f"{out_dir}/", "--background", "#0000ff",
                "--refine", "none"])
     assert rc == 0
     pngs = sorted(out_dir.glob("*.png"))

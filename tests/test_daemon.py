@@ -113,7 +113,7 @@ def test_blurred_output_and_transparent_overlay_at_once(clip, tmp_path):
 
     n = 8
     out = tmp_path / "frames"
-    cfg = base_cfg(clip, **{"output.sinks": [str(out), "overlay"], "overlay.port": 0,
+    cfg = base_cfg(clip, **{"output.sinks": [f"{out}/", "overlay"], "overlay.port": 0,
                             "background.mode": "blur"})
     d = Daemon(cfg, realtime=False, max_frames=n, control=False, watch_config=False)
     assert d.run() == 0

@@ -297,3 +297,117 @@ def test_a_batch_resets_once_and_processes_every_frame(clip, monkeypatch):
     assert d.run() == 0
     assert log == ["reset", *range(20)]
     assert d.stats.frames == 20
+
+
+class CardSink(NullSink):
+    """Remembers the last frame it was given and how many."""
+
+    def __init__(self, width, height):
+        super().__init__(width, height)
+        self.last = None
+        self.writes = 0
+
+    def write(self, image):
+        super().write(image)
+        self.last, self.writes = image, self.writes + 1
+
+
+@pytest.mark.skipif(bool(list(Path("/dev").glob("video*"))),
+                    reason="needs a machine without any camera (the real absence is the test)")
+def test_a_live_switch_to_a_missing_camera_shows_the_card_instead_of_stopping(clip):
+    """Issue 11 item 11: a batch-started daemon (sample to a sink) switched to a camera that
+    is not there keeps running, shows the 'camera unavailable' card and keeps retrying."""
+    sinks: list[CardSink] = []
+    cfg = base_cfg(clip, **{"input": "sample", "camera.width": W, "camera.height": H})
+    d = Daemon(cfg, control=False, watch_config=False,
+               sink_factory=lambda c, w, h, f: sinks.append(CardSink(w, h)) or sinks)
+    assert not d.live
+    result: dict = {}
+    t = threading.Thread(target=lambda: result.update(rc=d.run()), daemon=True)
+    t.start()
+    try:
+        assert wait_for(lambda: d.stats.frames >= 3)
+        reply = d.apply(set_value(d.cfg, "input", "camera"))
+        assert reply["ok"] and "input" in reply["applied"], reply
+        assert wait_for(lambda: d.state() == "unavailable")
+        assert d.status()["camera"]["problem"]
+        sink = sinks[0]
+        writes = sink.writes
+        assert wait_for(lambda: sink.writes >= writes + 5), "fill-in frames keep coming"
+        assert np.array_equal(sink.last, d.output.card("unavailable"))
+        assert t.is_alive() and not d.errors
+    finally:
+        d.stop()
+        t.join(DEADLINE)
+    assert result == {"rc": 0}
+
+
+def test_a_batch_run_needs_no_control_socket_while_a_daemon_runs(clip, tmp_path):
+    """Issue 15 item 10: sample to PNG frames runs beside a daemon holding the socket."""
+    live = Daemon(base_cfg(clip), realtime=True, watch_config=False)
+    t = start(live)
+    try:
+        assert wait_for(lambda: live.stats.frames >= 1)
+        out = tmp_path / "frames"
+        batch = Daemon(base_cfg(clip, **{"input": "sample", "camera.width": W,
+                                         "camera.height": H, "output.sinks": [f"{out}/"]}),
+                       max_frames=3, watch_config=False)
+        assert not batch.live
+        assert batch.run() == 0
+        assert len(list(out.glob("*.png"))) == 3
+        assert live.handle({"cmd": "status"})["ok"] and t.is_alive()
+    finally:
+        live.stop()
+        t.join(DEADLINE)
+
+
+def test_an_output_change_says_it_needs_a_restart(clip, caplog):
+    """Issue 15 item 9: 'output changed' is not logged as applied while nothing changes."""
+    d = Daemon(base_cfg(clip), realtime=True, control=False, watch_config=False)
+    caplog.set_level(logging.INFO, "livebg")
+    t = start(d)
+    try:
+        assert wait_for(lambda: d.stats.frames >= 1)
+        sinks = list(d.sinks)
+        caplog.clear()
+        reply = d.handle({"cmd": "set", "key": "output.sinks", "value": "[null, null]"})
+        assert reply["ok"] and reply["restart"] == ["output"] and reply["applied"] == []
+        assert any("restart" in n for n in reply["notes"])
+        assert d.sinks == sinks
+    finally:
+        d.stop()
+        t.join(DEADLINE)
+    text = " ".join(r.getMessage() for r in caplog.records)
+    assert "configuration applied" not in text and "takes effect when livebg restarts" in text
+
+
+@pytest.mark.parametrize("spec, hint", [("virtal", "did you mean 'virtual'"),
+                                         ("nul", "did you mean 'null'"),
+                                         ("frames", "frames/")])
+def test_an_unknown_output_name_is_an_error_not_a_png_folder(tmp_path, monkeypatch, spec, hint):
+    """Issue 15 item 8: a typo never becomes a folder of PNGs, from the CLI or the config."""
+    import subprocess
+
+    from livebg.cli import main
+    from livebg.config import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=hint):
+        set_value(Config(), "output.sinks", f"[{spec}]")
+    p = subprocess.run([sys.executable, "-m", "livebg", "run", "--input", "sample", "--output",
+                        spec, "--frames", "1"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2, p.stderr
+    assert hint in p.stderr and "Traceback" not in p.stderr
+    assert list(tmp_path.iterdir()) == [], "nothing written"
+    if spec == "frames":  # written as a folder, it is one
+        assert main(["run", "--input", "sample", "--output", "frames/", "--frames", "1",
+                     "--refine", "none", "--set", "camera.width=320",
+                     "--set", "camera.height=180"]) == 0
+        assert len(list((tmp_path / "frames").glob("*.png"))) == 1
+
+
+def test_the_sink_name_rule_knows_every_video_suffix_the_file_sink_writes():
+    from livebg.sinks import files, names, registry
+
+    assert set(names.VIDEO_SUFFIXES) == set(files.VIDEO_SUFFIXES)
+    assert set(names.SINK_NAMES) == set(registry.NAMED)

@@ -67,7 +67,7 @@ def test_png_sequence_keeps_alpha(tmp_path):
     frame = np.zeros((48, 64, 4), np.uint8)
     frame[..., 2] = 200
     frame[:, 32:, 3] = 255
-    with open_sink(str(tmp_path / "frames"), 64, 48, 30) as sink:
+    with open_sink(f"{tmp_path / 'frames'}/", 64, 48, 30) as sink:
         sink.write(frame)
     back = cv2.imread(str(tmp_path / "frames" / "00000.png"), cv2.IMREAD_UNCHANGED)
     assert back.shape == (48, 64, 4)

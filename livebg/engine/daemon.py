@@ -214,8 +214,8 @@ class Daemon:
     def _start_control(self) -> None:
         from livebg.system.control import ControlServer, socket_path
 
-        if not self._control_enabled:
-            return
+        if not self._control_enabled or not self.live:
+            return  # a batch (file or sample to files) needs no socket: it runs beside a daemon
         path = socket_path(self.cfg.daemon.socket)
         if path is None:
             return
@@ -317,16 +317,25 @@ class Daemon:
                 self.engine.processor = change.processor
             notes = []
             if change.reopen:
+                if not self.live and is_camera(new.input):
+                    self.live = True
+                    if self.engine is not None:
+                        self.engine.go_live()
+                    notes.append("now live: a camera is retried until it answers")
                 self.capture.request_reopen()
                 notes.append("source reopened")
             if "log" in change.changed:
                 logging.getLogger().setLevel(getattr(logging, new.log.level.upper()))
+            applied = [c for c in change.changed if c not in change.restart]
             if change.restart:
-                notes.append(f"{', '.join(change.restart)}: takes effect after a restart")
-                log.warning("%s changed: takes effect when livebg restarts",
+                notes.append(f"{', '.join(change.restart)}: not applied now, takes effect "
+                             "when livebg restarts")
+                log.warning("%s changed: not applied now, takes effect when livebg restarts",
                             ", ".join(change.restart))
-            log.info("configuration applied (%s changed)", ", ".join(change.changed))
-            return {"ok": True, "changed": change.changed, **({"notes": notes} if notes else {})}
+            if applied:
+                log.info("configuration applied (%s changed)", ", ".join(applied))
+            return {"ok": True, "changed": change.changed, "applied": applied,
+                    "restart": list(change.restart), **({"notes": notes} if notes else {})}
 
     # ------------------------------------------------------------ control
 

@@ -101,13 +101,14 @@ class Output:
         if old is not None and old is not compositor:
             old.close()
 
-    def run(self, q: Slot, stop: threading.Event, *, live: bool, state: Callable[[], str],
-            on_error: Callable[[BaseException], None]) -> None:
+    def run(self, q: Slot, stop: threading.Event, *, live: Callable[[], bool],
+            state: Callable[[], str], on_error: Callable[[BaseException], None]) -> None:
         """Composite and write :class:`Work` items from ``q`` until ``END`` or ``stop``.
 
         ``state()`` is the engine's state (running, paused, idle, unavailable,
-        starting) for the fill-in frames of a ``live`` run. A frame that fails
-        to composite goes to ``on_error`` when live, else raises.
+        starting) for the fill-in frames while ``live()`` (a batch can turn
+        live, never back). A frame that fails to composite goes to
+        ``on_error`` when live, else raises.
         """
         period = 1.0 / max(1.0, self.fps)
         last_write = time.monotonic()
@@ -118,10 +119,10 @@ class Output:
             if item is None:
                 if stop.is_set():
                     return
-                if live:
+                if live():
                     last_write = self._fill_in_due(state(), period, last_write)
                 continue
-            if not self._write_work(item, live, on_error):
+            if not self._write_work(item, live(), on_error):
                 continue
             last_write = self.last_time
             self.stats.frame_done((last_write - item.captured) * 1e3)

@@ -65,6 +65,14 @@ class Engine:
         """paused (by the user), idle (no audience), or the capture's state."""
         return self.capture.hold or self.capture.state
 
+    def go_live(self) -> None:
+        """Turn a batch into a live run (a switch to a camera): newest frame wins, failures
+        are retried with the "camera unavailable" card, fill-in frames. Never back."""
+        self.live = True
+        self.capture.live = True
+        for slot in self.slots:
+            slot.latest = True
+
     # -- lifecycle -------------------------------------------------------------
 
     def start(self) -> None:
@@ -186,4 +194,5 @@ def matte_loop(e: Engine) -> None:
 
 def output_loop(e: Engine) -> None:
     """Composite and write each frame; fill in when none comes (live)."""
-    e.output.run(e.slots[2], e.stop, live=e.live, state=e.state, on_error=e.frame_error)
+    e.output.run(e.slots[2], e.stop, live=lambda: e.live, state=e.state,
+                 on_error=e.frame_error)

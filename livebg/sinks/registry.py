@@ -1,9 +1,10 @@
 """Open a sink by name: a registry of named sinks, and the rule for file outputs.
 
 ``virtual``, ``overlay``, ``window`` and ``null`` are looked up in
-:data:`NAMED`; anything else is a path: a known video suffix is a
-:class:`~livebg.sinks.files.VideoFileSink`, a path without suffix or an
-existing folder a :class:`~livebg.sinks.files.PngSequenceSink`.
+:data:`NAMED`; a known video suffix is a
+:class:`~livebg.sinks.files.VideoFileSink`; a folder named with a trailing
+``/`` (or an existing folder) a :class:`~livebg.sinks.files.PngSequenceSink`;
+anything else is an error with a suggestion (:func:`livebg.sinks.names.sink_kind`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from livebg.sinks.base import Sink, SinkError
-from livebg.sinks.files import VIDEO_SUFFIXES, PngSequenceSink, VideoFileSink
+from livebg.sinks.files import PngSequenceSink, VideoFileSink
+from livebg.sinks.names import SinkNameError, sink_kind
 from livebg.sinks.null import NullSink
 from livebg.sinks.overlay import OverlaySink
 from livebg.sinks.virtual import VirtualCameraSink
@@ -40,7 +42,7 @@ class SinkOptions:
     overlay: dict[str, Any] = field(default_factory=dict)
 
 
-NAMED: dict[str, Callable[[SinkOptions], Sink]] = {
+NAMED: dict[str, Callable[[SinkOptions], Sink]] = {  # one entry per names.SINK_NAMES
     "virtual": lambda o: VirtualCameraSink(o.width, o.height, o.fps, device=o.device or None),
     "overlay": lambda o: OverlaySink(o.width, o.height, o.fps, **o.overlay),
     "window": lambda o: WindowSink(o.width, o.height),
@@ -57,12 +59,13 @@ def open_sink(spec: str, width: int, height: int, fps: float, *, device: str = "
     """
     opts = SinkOptions(width, height, fps, device=device, overwrite=overwrite,
                        overlay=dict(overlay or {}))
-    if spec in NAMED:
+    try:
+        kind = sink_kind(spec)
+    except SinkNameError as e:
+        raise SinkError(str(e)) from None
+    if kind == "named":
         return NAMED[spec](opts)
     path = Path(spec).expanduser()
-    if path.suffix.lower() in VIDEO_SUFFIXES:
+    if kind == "video":
         return VideoFileSink(path, width, height, fps, overwrite=overwrite)
-    if path.suffix == "" or path.is_dir():
-        return PngSequenceSink(path, width, height, overwrite=overwrite)
-    raise SinkError(f"output {spec!r}: use {', '.join(NAMED)}, a video file "
-                    f"({', '.join(VIDEO_SUFFIXES)}) or a folder for PNG frames")
+    return PngSequenceSink(path, width, height, overwrite=overwrite)
