@@ -425,6 +425,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
+    _add_daemon_commands(sub)
+    _add_batch_commands(sub)
+    return parser
+
+
+def _add_daemon_commands(sub) -> None:
+    """run, ctl, doctor: the daemon and what talks to it."""
     p = sub.add_parser("run", help="camera to virtual camera (the daemon)")
     _add_common(p)
     p.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
@@ -450,6 +457,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-probe", action="store_true", help="do not open cameras to list formats")
     p.set_defaults(func=cmd_doctor)
 
+
+
+def _add_batch_commands(sub) -> None:
+    """demo, matte, bench, eval, clips (one-off jobs on files) and the tray."""
     p = sub.add_parser("demo", help="the built-in sample to a video file and a side-by-side PNG")
     _add_common(p, io=False)
     p.add_argument("--out", default="livebg-demo", metavar="DIR",
@@ -512,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-start", action="store_true",
                    help="do not start the daemon when it is not running")
     p.set_defaults(func=cmd_tray)
-    return parser
+
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -211,27 +211,76 @@ def generate_clip(
         raise ValueError("stretch lengths must be >= 0 with at least one frame")
     w_out, h_out = int(size[0]), int(size[1])
     geo_rng, noise_rng = np.random.default_rng(seed).spawn(2)
+    pose = _Pose.draw(geo_rng, w_out, h_out)  # drawn up front: the stream never depends on options
+    src, base, pivot = _place_person(person_bgr, m_src, pose, w_out, h_out)
+    background = fit_background(background_bgr, (w_out, h_out), geo_rng).astype(np.float32)
+    motions, gains = _motion_path(pose, n_still, n_move, n_still_end, exposure)
+    frames, masks, moving = _render(src, base, pivot, background, motions, gains, (w_out, h_out),
+                                    noise_rng, noise_sigma, jpeg_quality)
+    params = {
+        "seed": int(seed),
+        "size": [w_out, h_out],
+        "n_still": n_still,
+        "n_move": n_move,
+        "n_still_end": n_still_end,
+        "noise_sigma": float(noise_sigma),
+        "jpeg_quality": jpeg_quality,
+        "exposure": float(exposure),
+        "crop_fraction": float(pose.crop_fraction),
+        "fill": float(pose.fill),
+        "pivot": [float(pivot[0]), float(pivot[1])],
+        "motion_fields": ["dx_px", "dy_px", "scale", "roll_deg"],
+        "motion": [[float(v) for v in mo] for mo in motions],
+        "gains": [float(g) for g in gains],
+    }
+    return Clip(frames=frames, masks=masks, moving=moving, name=name, params=params)
 
-    # --- pose and motion, all drawn up front so the stream never depends on options
-    crop_fraction = geo_rng.uniform(0.40, 0.52)  # upper part of the person kept in view
-    fill = geo_rng.uniform(0.80, 0.92)  # that part's height / frame height
-    x_offset = geo_rng.uniform(-0.12, 0.12) * w_out
-    dx_end = geo_rng.choice([-1.0, 1.0]) * geo_rng.uniform(0.04, 0.10) * w_out
-    dy_end = geo_rng.uniform(-0.01, 0.03) * h_out
-    zoom_peak = geo_rng.uniform(0.04, 0.10)
-    zoom_end = geo_rng.uniform(-0.03, 0.03)
-    sway_amp = geo_rng.uniform(0.012, 0.02) * w_out
-    sway_cycles = geo_rng.uniform(1.5, 2.5)
-    roll_deg = geo_rng.uniform(-3.0, 3.0)
-    gain_sign = geo_rng.choice([-1.0, 1.0])
 
-    # --- place the person: crop line at the bottom edge, torso centred near x_offset
+@dataclass(frozen=True)
+class _Pose:
+    """The random pose and motion of one clip (pixels of the output frame, degrees)."""
+
+    crop_fraction: float  # upper part of the person kept in view
+    fill: float           # that part's height / frame height
+    x_offset: float
+    dx_end: float
+    dy_end: float
+    zoom_peak: float
+    zoom_end: float
+    sway_amp: float
+    sway_cycles: float
+    roll_deg: float
+    gain_sign: float
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, w_out: int, h_out: int) -> _Pose:
+        # The order of the draws is the clips' identity: never reorder.
+        crop_fraction = rng.uniform(0.40, 0.52)
+        fill = rng.uniform(0.80, 0.92)
+        x_offset = rng.uniform(-0.12, 0.12) * w_out
+        dx_end = rng.choice([-1.0, 1.0]) * rng.uniform(0.04, 0.10) * w_out
+        dy_end = rng.uniform(-0.01, 0.03) * h_out
+        zoom_peak = rng.uniform(0.04, 0.10)
+        zoom_end = rng.uniform(-0.03, 0.03)
+        sway_amp = rng.uniform(0.012, 0.02) * w_out
+        sway_cycles = rng.uniform(1.5, 2.5)
+        roll_deg = rng.uniform(-3.0, 3.0)
+        gain_sign = rng.choice([-1.0, 1.0])
+        return cls(crop_fraction, fill, x_offset, dx_end, dy_end, zoom_peak, zoom_end, sway_amp,
+                   sway_cycles, roll_deg, gain_sign)
+
+
+def _place_person(person_bgr, m_src, pose: _Pose, w_out: int, h_out: int):
+    """(pre-scaled premultiplied BGRA person, 3x3 pixel -> frame matrix, pivot (x, y)).
+
+    The crop line sits at the bottom edge, the torso centred near ``x_offset``.
+    """
     ys, xs = np.nonzero(m_src > 0.5)
     y0, y1 = int(ys.min()), int(ys.max()) + 1
-    y_cut = y0 + crop_fraction * (y1 - y0)
+    y_cut = y0 + pose.crop_fraction * (y1 - y0)
     upper = ys < y_cut
     cx = float(xs[upper].mean())
-    s0 = fill * h_out / (y_cut - y0)
+    s0 = pose.fill * h_out / (y_cut - y0)
     # keep rows down to well below the crop line (never visible), pre-scale once
     row_end = min(m_src.shape[0], int(math.ceil(y_cut + 0.3 * (y1 - y0))) + 1)
     src = np.empty((row_end, m_src.shape[1], 4), np.float32)
@@ -240,7 +289,7 @@ def generate_clip(
     sw, sh = max(1, round(src.shape[1] * s0)), max(1, round(src.shape[0] * s0))
     src = cv2.resize(src, (sw, sh), interpolation=cv2.INTER_AREA if s0 < 1 else cv2.INTER_LINEAR)
     fx, fy = sw / m_src.shape[1], sh / row_end  # exact per-axis scale of the resize
-    pivot = np.array([w_out / 2 + x_offset, float(h_out)])
+    pivot = np.array([w_out / 2 + pose.x_offset, float(h_out)])
     # pre-scaled pixel -> frame: a translation putting (cx, y_cut) on the pivot
     # (a resize maps pixel centres as x' = (x + 0.5) * f - 0.5)
     base = np.array(
@@ -250,26 +299,35 @@ def generate_clip(
             [0.0, 0.0, 1.0],
         ]
     )
+    return src, base, pivot
 
-    background = fit_background(background_bgr, (w_out, h_out), geo_rng).astype(np.float32)
 
+def _motion_path(pose: _Pose, n_still: int, n_move: int, n_still_end: int, exposure: float):
+    """Per frame: (dx, dy, scale, roll) and the exposure gain."""
     n = n_still + n_move + n_still_end
     ramp_start = n_still + n_move // 2
     motions, gains = [], []
     for t in range(n):
         u = 0.0 if n_move == 0 else min(max((t - n_still + 1) / n_move, 0.0), 1.0)
         env = math.sin(math.pi * u)
+        sway = pose.sway_amp * math.sin(2 * math.pi * pose.sway_cycles * u) * env
         motions.append(
             (
-                dx_end * _smoothstep(u) + sway_amp * math.sin(2 * math.pi * sway_cycles * u) * env,
-                dy_end * _smoothstep(u),
-                1.0 + zoom_peak * env + zoom_end * _smoothstep(u),
-                roll_deg * env,
+                pose.dx_end * _smoothstep(u) + sway,
+                pose.dy_end * _smoothstep(u),
+                1.0 + pose.zoom_peak * env + pose.zoom_end * _smoothstep(u),
+                pose.roll_deg * env,
             )
         )
         v = 0.0 if n - 1 <= ramp_start else (t - ramp_start) / (n - 1 - ramp_start)
-        gains.append(1.0 + gain_sign * exposure * _smoothstep(v))
+        gains.append(1.0 + pose.gain_sign * exposure * _smoothstep(v))
+    return motions, gains
 
+
+def _render(src, base, pivot, background, motions, gains, size, noise_rng, noise_sigma,
+            jpeg_quality):
+    """(frames, masks, moving flags): the person warped over the background, frame by frame."""
+    w_out, h_out = size
     frames, masks, moving = [], [], []
     cache_key, alpha, comp = None, None, None
     for t, (motion, gain) in enumerate(zip(motions, gains)):
@@ -303,24 +361,7 @@ def generate_clip(
         frames.append(frame)
         masks.append(alpha.copy())
         moving.append(t > 0 and motion != motions[t - 1])
-
-    params = {
-        "seed": int(seed),
-        "size": [w_out, h_out],
-        "n_still": n_still,
-        "n_move": n_move,
-        "n_still_end": n_still_end,
-        "noise_sigma": float(noise_sigma),
-        "jpeg_quality": jpeg_quality,
-        "exposure": float(exposure),
-        "crop_fraction": float(crop_fraction),
-        "fill": float(fill),
-        "pivot": [float(pivot[0]), float(pivot[1])],
-        "motion_fields": ["dx_px", "dy_px", "scale", "roll_deg"],
-        "motion": [[float(v) for v in mo] for mo in motions],
-        "gains": [float(g) for g in gains],
-    }
-    return Clip(frames=frames, masks=masks, moving=moving, name=name, params=params)
+    return frames, masks, moving
 
 
 # --------------------------------------------------------------------------- files

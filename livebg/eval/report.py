@@ -68,7 +68,7 @@ def write_report(result, path: str | Path, *, dpi: int = 100) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    items, s = result.items, result.summary
+    items = result.items
     worst = result.worst[:6]
     n_top = 2
     ncols = 3
@@ -77,6 +77,21 @@ def write_report(result, path: str | Path, *, dpi: int = 100) -> Path:
     grid = fig.add_gridspec(1 + nrows_w, ncols * n_top, height_ratios=[1.15] + [1] * nrows_w,
                             hspace=0.35, wspace=0.6)
 
+    fig.suptitle(_title(result), fontsize=11)
+    _plot_per_item(fig, grid, result, ncols)
+    if result.kind == "photos":
+        _plot_band_errors(fig, grid, items, ncols)
+    else:
+        _plot_clip_scores(fig, grid, items)
+    _plot_worst(fig, grid, worst, ncols, n_top)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _title(result) -> str:
+    """The two header lines: what was scored, and the summary scores."""
+    s = result.summary
     title = (f"livebg eval: {s['items']} {result.kind}, {s['frames']} frames  |  "
              f"model {result.settings.get('model', '?')}, refine "
              f"{result.settings.get('refine', '?')}, temporal "
@@ -87,8 +102,12 @@ def write_report(result, path: str | Path, *, dpi: int = 100) -> Path:
         title += (f"   dtSSD {_fmt(s['dtssd'], 100, 2)}%   flicker (still) "
                   f"{_fmt(s['flicker_still'], 100, 3)}%   lag {_fmt(s['lag'], digits=2)} frames")
     title += f"   {_fmt(s['ms'], digits=1)} ms/frame"
-    fig.suptitle(title, fontsize=11)
+    return title
 
+
+def _plot_per_item(fig, grid, result, ncols: int) -> None:
+    """IoU and boundary IoU per photo or clip, sorted by boundary IoU."""
+    items = result.items
     order = sorted(range(len(items)), key=lambda i: items[i]["boundary_iou"])
     ax = fig.add_subplot(grid[0, 0:ncols] if result.kind == "photos" else grid[0, 0:2])
     x = np.arange(len(order))
@@ -104,43 +123,50 @@ def write_report(result, path: str | Path, *, dpi: int = 100) -> Path:
                       fontsize=7)
     ax.set_title("per item")
 
-    if result.kind == "photos":
-        ax = fig.add_subplot(grid[0, ncols:])
-        ax.hist([r["band_mae"] * 100 for r in items if r["band_mae"] is not None
-                 and math.isfinite(r["band_mae"])], bins=20, color="tab:purple", alpha=0.8)
-        ax.set_xlabel("MAE in the boundary band (%)")
-        ax.set_ylabel("photos")
-        ax.set_title("boundary error")
-        ax.grid(alpha=0.3)
-    else:
-        ax = fig.add_subplot(grid[0, 2:4])
-        for r in items:
-            ax.plot(r["per_frame"]["boundary_iou"], lw=1, alpha=0.8)
-        moving = items[0].get("moving") if items else None
-        if moving:
-            idx = np.nonzero(moving)[0]
-            if idx.size:
-                ax.axvspan(idx.min() - 0.5, idx.max() + 0.5, color="0.85", zorder=0,
-                           label="moving")
-                ax.legend(loc="lower right", fontsize=8)
-        ax.set_xlabel("frame")
-        ax.set_ylabel("boundary IoU")
-        ax.set_title("boundary IoU over time, one line per clip")
-        ax.grid(alpha=0.3)
 
-        ax = fig.add_subplot(grid[0, 4:6])
-        names = [r["name"][:14] for r in items]
-        xs = np.arange(len(items))
-        fl = [np.nan if r["flicker_still"] is None else r["flicker_still"] * 100 for r in items]
-        dt = [np.nan if r["dtssd"] is None else r["dtssd"] * 100 for r in items]
-        ax.bar(xs - 0.2, fl, 0.4, label="flicker, still (%)", color="tab:red")
-        ax2 = ax.twinx()
-        ax2.bar(xs + 0.2, dt, 0.4, label="dtSSD (%)", color="tab:blue")
-        ax.set_ylabel("flicker on still stretches (%)", color="tab:red")
-        ax2.set_ylabel("dtSSD (%)", color="tab:blue")
-        ax.set_xticks(xs, names, rotation=30, ha="right", fontsize=7)
-        ax.set_title("temporal scores per clip")
+def _plot_band_errors(fig, grid, items, ncols: int) -> None:
+    """Photos: a histogram of the MAE in the boundary band."""
+    ax = fig.add_subplot(grid[0, ncols:])
+    ax.hist([r["band_mae"] * 100 for r in items if r["band_mae"] is not None
+             and math.isfinite(r["band_mae"])], bins=20, color="tab:purple", alpha=0.8)
+    ax.set_xlabel("MAE in the boundary band (%)")
+    ax.set_ylabel("photos")
+    ax.set_title("boundary error")
+    ax.grid(alpha=0.3)
 
+
+def _plot_clip_scores(fig, grid, items) -> None:
+    """Clips: boundary IoU over time, and flicker / dtSSD per clip."""
+    ax = fig.add_subplot(grid[0, 2:4])
+    for r in items:
+        ax.plot(r["per_frame"]["boundary_iou"], lw=1, alpha=0.8)
+    moving = items[0].get("moving") if items else None
+    if moving:
+        idx = np.nonzero(moving)[0]
+        if idx.size:
+            ax.axvspan(idx.min() - 0.5, idx.max() + 0.5, color="0.85", zorder=0,
+                       label="moving")
+            ax.legend(loc="lower right", fontsize=8)
+    ax.set_xlabel("frame")
+    ax.set_ylabel("boundary IoU")
+    ax.set_title("boundary IoU over time, one line per clip")
+    ax.grid(alpha=0.3)
+
+    ax = fig.add_subplot(grid[0, 4:6])
+    names = [r["name"][:14] for r in items]
+    xs = np.arange(len(items))
+    fl = [np.nan if r["flicker_still"] is None else r["flicker_still"] * 100 for r in items]
+    dt = [np.nan if r["dtssd"] is None else r["dtssd"] * 100 for r in items]
+    ax.bar(xs - 0.2, fl, 0.4, label="flicker, still (%)", color="tab:red")
+    ax2 = ax.twinx()
+    ax2.bar(xs + 0.2, dt, 0.4, label="dtSSD (%)", color="tab:blue")
+    ax.set_ylabel("flicker on still stretches (%)", color="tab:red")
+    ax2.set_ylabel("dtSSD (%)", color="tab:blue")
+    ax.set_xticks(xs, names, rotation=30, ha="right", fontsize=7)
+    ax.set_title("temporal scores per clip")
+
+def _plot_worst(fig, grid, worst, ncols: int, n_top: int) -> None:
+    """The worst frames as overlays of truth and prediction."""
     for k, case in enumerate(worst):
         r, c = divmod(k, ncols)
         ax = fig.add_subplot(grid[1 + r, c * n_top:(c + 1) * n_top])
@@ -151,6 +177,3 @@ def write_report(result, path: str | Path, *, dpi: int = 100) -> Path:
         fig.text(0.5, 0.005, f"worst {len(worst)} frames by boundary IoU: green = truth, "
                  "red = prediction (alpha 0.5), blue tint = predicted alpha",
                  ha="center", fontsize=9)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    return path

@@ -56,7 +56,18 @@ class SettingsWindow(QWidget):
         self.setWindowTitle("livebg settings")
         self.setWindowIcon(icons.app_icon())
 
-        # -- status and preview
+        self._build_status()
+        self._build_layout(self._build_background(), self._build_camera(),
+                           self._build_quality())
+
+        self.preview_timer = QTimer(self)
+        self.preview_timer.timeout.connect(self.update_preview)
+        tray.state_changed.connect(self.show_state)
+        tray.message.connect(self.show_message)
+        self.show_state(tray.status)
+
+    def _build_status(self) -> None:
+        """The state line and the preview."""
         self.state_icon = QLabel()
         self.state_text = QLabel()
         self.state_text.setWordWrap(True)
@@ -67,7 +78,8 @@ class SettingsWindow(QWidget):
         self.preview.setStyleSheet("QLabel#preview { background: #202428; color: #9aa0a6; "
                                    "border-radius: 4px; }")
 
-        # -- background
+    def _build_background(self) -> QGroupBox:
+        """The background group: mode, blur, file, fit, colour."""
         self.mode = QComboBox()
         for value, label in MODES:
             self.mode.addItem(label, value)
@@ -106,8 +118,10 @@ class SettingsWindow(QWidget):
         f.addRow("File", row)
         f.addRow("Picture fills", self.fit)
         f.addRow("Colour", self.color)
+        return bg
 
-        # -- camera
+    def _build_camera(self) -> QGroupBox:
+        """The camera group: device, resolution, rate."""
         self.camera = QComboBox()
         self.camera.setEditable(True)
         self.camera.setToolTip("a camera index (0, 1, ...) or a device such as /dev/video0")
@@ -122,8 +136,10 @@ class SettingsWindow(QWidget):
         row.addWidget(self.size, 1)
         row.addWidget(self.fps)
         f.addRow("Resolution", row)
+        return cam
 
-        # -- quality
+    def _build_quality(self) -> QGroupBox:
+        """The quality group: network and refinement."""
         self.net = QComboBox()
         labels = {"auto": "Auto (by frame shape)", "landscape": "Landscape (256x144, faster)",
                   "square": "Square (256x256)"}
@@ -137,8 +153,10 @@ class SettingsWindow(QWidget):
         f = QFormLayout(quality)
         f.addRow("Network", self.net)
         f.addRow("Refinement", self.refine)
+        return quality
 
-        # -- login, message, buttons
+    def _build_layout(self, bg: QGroupBox, cam: QGroupBox, quality: QGroupBox) -> None:
+        """Login, message and buttons, and the window's layout."""
         self.login = QCheckBox("Start livebg at login")
         self.message = QLabel()
         self.message.setObjectName("message")
@@ -175,12 +193,6 @@ class SettingsWindow(QWidget):
         outer = QVBoxLayout(self)
         outer.addLayout(body)
         outer.addLayout(buttons)
-
-        self.preview_timer = QTimer(self)
-        self.preview_timer.timeout.connect(self.update_preview)
-        tray.state_changed.connect(self.show_state)
-        tray.message.connect(self.show_message)
-        self.show_state(tray.status)
 
     # ------------------------------------------------------------ values
 
