@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from livebg.sinks.base import to_bgr
+
 
 def even_size(width: int, height: int) -> tuple[int, int]:
     """(width, height) rounded down to even numbers (YUV 4:2:0 needs both even)."""
@@ -27,8 +29,6 @@ def make_card(size: tuple[int, int], text: str, base: np.ndarray | None = None) 
     """A BGR frame saying ``text``: over ``base`` dimmed, or over dark grey."""
     w, h = size
     if base is not None and base.shape[:2] == (h, w):
-        from livebg.sinks.base import to_bgr
-
         card = (to_bgr(base).astype(np.uint16) * 3 // 10).astype(np.uint8)
     else:
         card = np.full((h, w, 3), 32, np.uint8)
