@@ -29,7 +29,8 @@ def sink_kind(spec: str) -> str:
     if Path(spec).suffix.lower() in VIDEO_SUFFIXES:
         return "video"
     close = difflib.get_close_matches(spec, SINK_NAMES, n=1, cutoff=0.6)
-    hint = (f"did you mean {close[0]!r}? " if close else "")
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    folder = "" if close else f" (e.g. {spec}/)"
     raise SinkNameError(f"output {spec!r} names nothing: {hint}use {', '.join(SINK_NAMES)}, a "
                         f"video file ({' '.join(VIDEO_SUFFIXES)}), or a folder for PNG frames "
-                        f"written with a trailing / (e.g. {spec.rstrip('/') or 'frames'}/)")
+                        f"written with a trailing /{folder}")
