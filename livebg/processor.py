@@ -57,17 +57,18 @@ class Processor:
         Returns alpha float32 (H, W) in [0, 1].
         """
         prob = seg.probability
-        t_temporal = 0.0  # both temporal calls count as one "temporal" sample
+        t_temporal = c_temporal = 0.0  # both temporal calls count as one "temporal" sample
         if self.temporal is not None:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             prob = self.temporal.update_probability(prob, image)
-            t_temporal = time.perf_counter() - t0
+            t_temporal, c_temporal = time.perf_counter() - t0, time.thread_time() - c0
         with Timer(self.stats, "refine"):
             alpha = self.refiner.refine(image, prob, seg.features)
         if self.temporal is not None:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             alpha = self.temporal.update(alpha, image)
             self.stats.add("temporal", (t_temporal + time.perf_counter() - t0) * 1e3)
+            self.stats.add_cpu("temporal", (c_temporal + time.thread_time() - c0) * 1e3)
         return alpha
 
     def compose(self, image: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ class StageStats:
     def _start(self, window: int) -> None:
         self._window = window
         self._ms: dict[str, deque] = {}
+        self._cpu: dict[str, list[float]] = {}  # stage -> [CPU ms in total, calls]
         self._done: deque = deque(maxlen=window)  # output times, seconds (monotonic)
         self.frames = 0
         self.dropped = 0
@@ -46,6 +47,21 @@ class StageStats:
             if q is None:
                 q = self._ms[stage] = deque(maxlen=self._window)
             q.append(ms)
+
+    def add_cpu(self, stage: str, ms: float) -> None:
+        """Thread CPU time (ms) one call of ``stage`` took (kept as a running total)."""
+        with self._lock:
+            acc = self._cpu.get(stage)
+            if acc is None:
+                acc = self._cpu[stage] = [0.0, 0]
+            acc[0] += ms
+            acc[1] += 1
+
+    def cpu_summary(self) -> dict[str, dict[str, float]]:
+        """{stage: {"mean": CPU ms per call, "total": CPU ms, "n": calls}} since this was made."""
+        with self._lock:
+            return {k: {"mean": v[0] / v[1] if v[1] else 0.0, "total": v[0], "n": v[1]}
+                    for k, v in self._cpu.items()}
 
     def frame_done(self, latency_ms: float | None = None) -> None:
         with self._lock:
@@ -78,16 +94,22 @@ class StageStats:
 
 
 class Timer:
-    """``with Timer(stats, "segment"):`` records the block's duration in ms."""
+    """``with Timer(stats, "segment"):`` records the block's duration in ms.
 
-    __slots__ = ("stats", "stage", "t0")
+    Both the wall time (:meth:`StageStats.add`) and the calling thread's CPU
+    time (:meth:`StageStats.add_cpu`, ``time.thread_time``).
+    """
+
+    __slots__ = ("c0", "stage", "stats", "t0")
 
     def __init__(self, stats: StageStats, stage: str):
         self.stats, self.stage = stats, stage
 
     def __enter__(self):
+        self.c0 = time.thread_time()
         self.t0 = time.perf_counter()
         return self
 
     def __exit__(self, *exc):
         self.stats.add(self.stage, (time.perf_counter() - self.t0) * 1e3)
+        self.stats.add_cpu(self.stage, (time.thread_time() - self.c0) * 1e3)

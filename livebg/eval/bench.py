@@ -8,8 +8,17 @@ MPEG-4 file in a temporary folder, so that decoding is real:
    outputs at once, when an overlay is among ``output.sinks``); median and p95;
 2. the daemon's threaded engine as a batch, file source to null sink,
    unthrottled: frames/s;
-3. the daemon paced like a camera (``--paced``): latency and CPU; or a long
-   paced run watching memory and threads (``--soak``).
+3. the daemon paced like a camera (``--paced``), with what a real webcam
+   and virtual camera cost (``paced.includes``): the sample's frames as
+   JPEG bytes (1280x720 by default, 4:2:2, quality 90), decoded per frame
+   by the camera source's own MJPEG decode
+   (:func:`~livebg.stages.sources.decode_mjpeg`), into the real
+   virtual-camera sink over an emulated v4l2loopback backend that converts
+   each frame to the I420 the device would be given
+   (:mod:`livebg.eval.loopback`). It reports latency, CPU (process CPU time
+   over wall time), CPU milliseconds per frame for each engine thread and
+   each timed stage (thread CPU time); or a long paced run watching memory
+   and threads (``--soak``).
 
 Figures come from this command only; no unit test times anything.
 """
@@ -25,12 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-from livebg.factory import make_processor
 from livebg.config import Config
-from livebg.stages.segment import pick_model
+from livebg.factory import make_processor
 from livebg.sinks.files import VideoFileSink
 from livebg.sinks.null import NullSink
-from livebg.stages.sources import SampleSource, VideoFileSource
+from livebg.stages.segment import pick_model
+from livebg.stages.sources import JpegStreamSource, SampleSource, VideoFileSource
 from livebg.stats import StageStats
 
 
@@ -41,6 +50,17 @@ def render_clip(path: Path, width: int, height: int, frames: int) -> Path:
         while (frame := source.read()) is not None:
             sink.write(frame.image)
     return path
+
+
+PACED_INCLUDES = ["mjpeg-decode", "virtual-camera-conversion"]
+JPEG_QUALITY = 90  # a webcam's MJPEG: ~200 KiB a 720p frame of the sample at 4:2:2
+
+
+def jpeg_stream(width: int, height: int, frames: int) -> JpegStreamSource:
+    """The sample as a webcam's MJPEG stream: ``frames`` JPEGs in memory, decoded per read."""
+    sample = SampleSource(width=width, height=height, count=frames)
+    return JpegStreamSource.encode((sample.render(i) for i in range(frames)),
+                                   quality=JPEG_QUALITY, fps=sample.fps)
 
 
 def _pct(values: list[float]) -> dict[str, float]:
@@ -105,29 +125,54 @@ def _proc_status() -> dict[str, int]:
     return out
 
 
-def _daemon(cfg: Config, clip: Path, *, live: bool, max_frames: int | None = None):
-    """The daemon's engine on ``clip`` into null sinks: paced like a camera when ``live``.
+def _daemon(cfg: Config, clip: Path | JpegStreamSource, *, live: bool,
+            max_frames: int | None = None):
+    """The daemon's engine on ``clip``: paced like a camera when ``live``.
 
-    With an overlay configured a second null sink wants alpha, so both outputs
-    are composed ("composite_pair") and timed as in the real daemon.
+    A video file goes to null sinks; a :class:`JpegStreamSource` (the paced
+    bench) goes to the emulated virtual camera. With an overlay configured a
+    second null sink wants alpha, so both outputs are composed
+    ("composite_pair") and timed as in the real daemon.
     """
     from livebg.engine.capture import PacedSource
     from livebg.engine.daemon import Daemon
 
     def source(_cfg, is_live):
-        src = VideoFileSource(clip, loop=True)
+        src = clip if isinstance(clip, JpegStreamSource) else VideoFileSource(clip, loop=True)
         return PacedSource(src) if is_live else src
 
+    virtual = isinstance(clip, JpegStreamSource)
     return Daemon(cfg, realtime=live, max_frames=max_frames, source_factory=source,
-                  sink_factory=lambda _c, w, h, _f: _null_sinks(cfg, w, h), control=False,
-                  watch_config=False)
+                  sink_factory=lambda _c, w, h, fps: _sinks(cfg, w, h, fps, virtual),
+                  control=False, watch_config=False)
 
 
-def _null_sinks(cfg: Config, w: int, h: int) -> list:
-    sinks = [NullSink(w, h)]
+def _sinks(cfg: Config, w: int, h: int, fps: float, virtual: bool) -> list:
+    if virtual:
+        from livebg.eval.loopback import EmulatedVirtualCameraSink
+
+        sinks = [EmulatedVirtualCameraSink(w, h, fps)]
+    else:
+        sinks = [NullSink(w, h)]
     if overlay_configured(cfg):
         sinks.append(_AlphaNullSink(w, h))
     return sinks
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds so far of each live ``livebg-*`` thread, by name (Linux thread clocks)."""
+    import threading
+
+    out = {}
+    for t in threading.enumerate():
+        if not t.name.startswith("livebg-") or t.ident is None:
+            continue
+        try:
+            out[t.name.removeprefix("livebg-")] = time.clock_gettime(
+                time.pthread_getcpuclockid(t.ident))
+        except (OSError, AttributeError):
+            continue
+    return out
 
 
 def _run_in_thread(d):
@@ -159,19 +204,21 @@ def measure_daemon(cfg: Config, clip: Path, frames: int) -> dict[str, float]:
             "cpu_cores": cpu / seconds if seconds else 0.0}
 
 
-def measure_paced(cfg: Config, clip: Path, seconds: float, *, sample_every: float = 0.0,
-                  progress=None, window: int = 9000) -> dict:
+def measure_paced(cfg: Config, clip: Path | JpegStreamSource, seconds: float, *,
+                  sample_every: float = 0.0, progress=None, window: int = 9000) -> dict:
     """The daemon at the camera's pace (30 fps, frames stamped on delivery) for ``seconds``.
 
     Returns capture-to-output latency (over the last ``window`` frames), CPU
-    use (cores busy: process CPU time over wall time), and with
-    ``sample_every`` a series of (seconds, RSS KiB, threads) samples for the
-    soak test.
+    use (cores busy: process CPU time over wall time), CPU ms per output
+    frame of each engine thread (``threads_cpu_ms``) and of each timed stage
+    (``stages_cpu_ms``: thread CPU time per call), and with ``sample_every``
+    a series of (seconds, RSS KiB, threads) samples for the soak test.
     """
     d = _daemon(cfg, clip, live=True)
     t = _run_in_thread(d)
     _wait_frames(d, 30)
     d.reset_stats(window=window)  # timings from here on, after the warm-up
+    th0 = thread_cpu()
     f0, t0, cpu0 = d.stats.frames, time.perf_counter(), time.process_time()
     samples = []
     next_sample = 0.0
@@ -185,7 +232,9 @@ def measure_paced(cfg: Config, clip: Path, seconds: float, *, sample_every: floa
         time.sleep(min(0.2, max(0.0, seconds - elapsed)))
     wall = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
+    th1 = thread_cpu()
     summary = d.stats.summary()
+    cpu_stages = d.stats.cpu_summary()
     frames = d.stats.frames - f0
     d.stop()
     t.join(timeout=5)
@@ -195,7 +244,13 @@ def measure_paced(cfg: Config, clip: Path, seconds: float, *, sample_every: floa
     out = {"seconds": wall, "frames": frames, "fps": frames / wall if wall else 0.0,
            "latency_ms": {"p50": lat["p50"], "p95": lat["p95"]},
            "cpu_cores": cpu / wall if wall else 0.0, "dropped": d.stats.dropped,
-           "stages_ms": summary}
+           "cpu_ms_per_frame": 1e3 * cpu / frames if frames else float("nan"),
+           "stages_ms": summary,
+           "stages_cpu_ms": {k: v["mean"] for k, v in cpu_stages.items()},
+           "threads_cpu_ms": {k: 1e3 * (th1[k] - v) / frames if frames else float("nan")
+                              for k, v in th0.items() if k in th1}}
+    if isinstance(clip, JpegStreamSource):
+        out["includes"] = list(PACED_INCLUDES)
     if d.errors:
         out["error"] = repr(d.errors[0])
     if sample_every:
@@ -213,12 +268,10 @@ def soak(cfg: Config, seconds: float, *, width: int = 1280, height: int = 720,
     import logging
 
     log = logging.getLogger("livebg.eval.bench")
-    with tempfile.TemporaryDirectory(prefix="livebg-soak-") as tmp:
-        clip = render_clip(Path(tmp) / "sample.mp4", width, height, 120)
-        r = measure_paced(cfg, clip, seconds, sample_every=sample_every,
-                          progress=lambda s, st: log.warning("soak t=%ss rss=%d KiB threads=%d "
-                                                             "frames=%d", s[0], s[1], s[2],
-                                                             st.frames))
+    r = measure_paced(cfg, jpeg_stream(width, height, 120), seconds, sample_every=sample_every,
+                      progress=lambda s, st: log.warning("soak t=%ss rss=%d KiB threads=%d "
+                                                         "frames=%d", s[0], s[1], s[2],
+                                                         st.frames))
     samples = r["samples"]
     base = next((s for s in samples if s[0] >= warmup), samples[0])
     end = samples[-2] if len(samples) > 1 else samples[-1]  # last sample while running
@@ -237,7 +290,7 @@ def run(cfg: Config, *, frames: int = 300, width: int = 1280, height: int = 720,
         clip = render_clip(Path(tmp) / "sample.mp4", width, height, 120)
         stages = measure_stages(cfg, clip, frames)
         daemon = measure_daemon(cfg, clip, frames)
-        paced_r = measure_paced(cfg, clip, paced) if paced else None
+        paced_r = measure_paced(cfg, jpeg_stream(width, height, 120), paced) if paced else None
     from livebg.factory import make_segmenter
 
     seg = make_segmenter(cfg, width, height)
@@ -272,9 +325,15 @@ def format_table(r: dict) -> str:
     q = r.get("paced")
     if q:
         lines.append(f"daemon paced like a camera ({q['fps']:.1f} frames/s for "
-                     f"{q['seconds']:.0f} s): capture-to-output latency {q['latency_ms']['p50']:.1f} ms p50, "
+                     f"{q['seconds']:.0f} s, including {', '.join(q.get('includes', []))}): "
+                     f"capture-to-output latency {q['latency_ms']['p50']:.1f} ms p50, "
                      f"{q['latency_ms']['p95']:.1f} ms p95; CPU {q['cpu_cores'] * 100:.0f} % "
-                     f"of one core; {q['dropped']} frames dropped")
+                     f"of one core ({q['cpu_ms_per_frame']:.1f} ms a frame); "
+                     f"{q['dropped']} frames dropped")
+        lines += ["", "paced, CPU ms per frame by thread: " + ", ".join(
+            f"{k} {v:.2f}" for k, v in q["threads_cpu_ms"].items()),
+            "paced, CPU ms per call by stage: " + ", ".join(
+            f"{k} {v:.2f}" for k, v in q["stages_cpu_ms"].items())]
     return "\n".join(lines)
 
 

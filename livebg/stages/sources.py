@@ -76,11 +76,31 @@ def _fourcc_text(value: float) -> str:
     return "".join(chr((code >> 8 * i) & 0xFF) for i in range(4)).strip("\x00") or "?"
 
 
+def decode_mjpeg(data: np.ndarray) -> np.ndarray | None:
+    """One MJPEG frame (a JPEG, uint8 bytes of any shape) -> BGR uint8 (H, W, 3), or None.
+
+    The same call OpenCV's V4L2 backend makes inside ``VideoCapture.read``
+    for an MJPEG camera (``imdecode(..., IMREAD_COLOR)``, libjpeg-turbo in
+    the opencv-python wheels): the camera source decodes explicitly with it
+    so that the decode can be timed, and ``livebg bench`` feeds its paced
+    run through this very function. A reduced-scale decode for the net
+    alone would not pay: the output needs the full-resolution frame, and a
+    second, reduced decode costs more than the net's resize of the full one.
+    """
+    buf = np.frombuffer(data, np.uint8) if not isinstance(data, np.ndarray) else data.reshape(-1)
+    if buf.size == 0:
+        return None
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+
+
 class CameraSource(_Base):
     """A webcam through OpenCV (V4L2 on Linux).
 
     Asks for ``fourcc`` (MJPG by default) at the given size and rate, and logs
-    what the camera actually gave, which may differ.
+    what the camera actually gave, which may differ. An MJPEG stream is read
+    as raw JPEG bytes (``CAP_PROP_CONVERT_RGB`` off) and decoded by
+    :func:`decode_mjpeg`; should the backend still hand back decoded frames,
+    they are used as they are.
 
     Args:
         device: index (``"0"`` or ``0``) or device path (``/dev/video0``).
@@ -109,6 +129,8 @@ class CameraSource(_Base):
         self.fps = float(cap.get(cv2.CAP_PROP_FPS)) or float(fps)
         self.fourcc = _fourcc_text(cap.get(cv2.CAP_PROP_FOURCC))
         self.requested = (width, height, fps, fourcc)
+        # Raw JPEG bytes, decoded by decode_mjpeg (which the bench times the same way).
+        self.raw_mjpeg = self.fourcc == "MJPG" and bool(cap.set(cv2.CAP_PROP_CONVERT_RGB, 0))
         log.info("camera %s: asked for %s %dx%d@%d, got %s %dx%d@%g", device, fourcc, width,
                  height, fps, self.fourcc, self.width, self.height, self.fps)
 
@@ -116,15 +138,71 @@ class CameraSource(_Base):
         ok, image = self._cap.read()
         if not ok or image is None or image.size == 0:
             return None
+        if self.raw_mjpeg and (image.ndim < 3 or image.shape[2] != 3):
+            image = self._decode(image)
+            if image is None:
+                return None
         frame = Frame(image=image, timestamp=time.monotonic(), index=self._index)
         self._index += 1
         return frame
+
+    def _decode(self, data: np.ndarray) -> np.ndarray | None:
+        image = decode_mjpeg(data)
+        if image is None:
+            # Not JPEG after all (a driver that ignores CONVERT_RGB with another
+            # layout): let OpenCV convert from now on, and say so once.
+            log.warning("camera %s: raw MJPEG frames did not decode; letting OpenCV convert",
+                        self.device)
+            self.raw_mjpeg = False
+            self._cap.set(cv2.CAP_PROP_CONVERT_RGB, 1)
+        return image
 
     def describe(self) -> str:
         return f"camera {self.device} ({self.fourcc} {self.width}x{self.height}@{self.fps:g})"
 
     def close(self) -> None:
         self._cap.release()
+
+
+class JpegStreamSource(_Base):
+    """JPEG frames held in memory, decoded per read by :func:`decode_mjpeg`: a webcam's MJPEG.
+
+    ``livebg bench`` uses it so that its paced run pays the decode a real
+    MJPEG camera costs, through the camera source's own decode function.
+
+    Args:
+        frames: JPEG bytes (uint8 arrays) of equal-size frames, played in a loop.
+        fps: the nominal rate (pacing is :class:`~livebg.engine.capture.PacedSource`'s).
+    """
+
+    def __init__(self, frames: list[np.ndarray], *, fps: float = 30.0):
+        if not frames:
+            raise SourceError("no JPEG frames given")
+        first = decode_mjpeg(frames[0])
+        if first is None:
+            raise SourceError("the first frame is not a JPEG OpenCV can decode")
+        self.frames = frames
+        self.fps = float(fps)
+        self.height, self.width = first.shape[:2]
+        self._index = 0
+
+    @classmethod
+    def encode(cls, images, *, quality: int = 90, fps: float = 30.0) -> JpegStreamSource:
+        """From BGR uint8 images, encoded as a webcam does (baseline JPEG, 4:2:2 chroma)."""
+        params = [cv2.IMWRITE_JPEG_QUALITY, int(quality),
+                  cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422]
+        return cls([cv2.imencode(".jpg", im, params)[1] for im in images], fps=fps)
+
+    def read(self) -> Frame | None:
+        image = decode_mjpeg(self.frames[self._index % len(self.frames)])
+        if image is None:
+            return None
+        frame = Frame(image=image, timestamp=self._index / self.fps, index=self._index)
+        self._index += 1
+        return frame
+
+    def describe(self) -> str:
+        return f"MJPEG in memory ({self.width}x{self.height}, {len(self.frames)} frames)"
 
 
 class VideoFileSource(_Base):
