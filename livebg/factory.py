@@ -60,11 +60,24 @@ def make_temporal(cfg: Config):
     return _make(cfg.temporal.mode)
 
 
+def make_still_gate(segmenter, temporal):
+    """The still gate (:mod:`livebg.stages.still`) at the net's input size, with the
+    temporal stage's own still/moving thresholds; None without a temporal stage
+    (``temporal: off`` keeps every frame's own net run)."""
+    from livebg.stages.still import StillGate
+
+    if temporal is None:
+        return None
+    return StillGate(segmenter.input_size, image_lo=temporal.image_lo,
+                     image_hi=temporal.image_hi)
+
+
 def make_processor(cfg: Config, width: int, height: int,
                    stats: StageStats | None = None) -> Processor:
-    """Segmenter, refiner, temporal stage and compositor for frames of this size."""
-    return Processor(make_segmenter(cfg, width, height), make_refiner(cfg),
-                     make_compositor(cfg), make_temporal(cfg), stats=stats)
+    """Segmenter, refiner, temporal stage, compositor and still gate for frames of this size."""
+    segmenter, temporal = make_segmenter(cfg, width, height), make_temporal(cfg)
+    return Processor(segmenter, make_refiner(cfg), make_compositor(cfg), temporal, stats=stats,
+                     still=make_still_gate(segmenter, temporal))
 
 
 def make_source(cfg: Config, *, count: int | None = None, loop: bool = False):

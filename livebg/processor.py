@@ -6,6 +6,12 @@ directly, and the daemon (:mod:`livebg.engine.daemon`) splits it over its thread
 ``segment`` (the net, stateless) on one, ``matte`` (temporal stage and
 refinement, all the state) on the next, ``compose`` / ``compose_outputs`` on
 the output thread.
+
+With a still gate (:class:`~livebg.stages.still.StillGate`), ``segment``
+returns :data:`STILL` instead of running the net for a frame in which
+nothing moved since the last full run; ``matte`` then hands back that run's
+alpha (the same array), and ``compose`` tells the compositor it may reuse
+the colour estimates it made for that alpha. Motion runs everything at once.
 """
 
 from __future__ import annotations
@@ -16,10 +22,22 @@ import time
 import numpy as np
 
 from livebg.stages.protocols import Compositor, Refiner, Segmenter, TemporalStage
+from livebg.stages.still import StillGate
 from livebg.stats import StageStats, Timer
 from livebg.types import Segmentation
 
 log = logging.getLogger(__name__)
+
+
+class _Still:
+    """The type of :data:`STILL`."""
+
+    def __repr__(self) -> str:
+        return "STILL"
+
+
+STILL = _Still()
+"""What :meth:`Processor.segment` returns for a frame that may reuse the last full run."""
 
 
 class Processor:
@@ -31,31 +49,57 @@ class Processor:
             runs on the net's output before refinement, ``update`` on the
             refined alpha.
         stats: where stage timings go (a private one when None).
+        still: optional :class:`~livebg.stages.still.StillGate`: skip the
+            net and the refinement of frames where nothing moved.
     """
 
     def __init__(self, segmenter: Segmenter, refiner: Refiner, compositor: Compositor,
-                 temporal: TemporalStage | None = None, stats: StageStats | None = None):
+                 temporal: TemporalStage | None = None, stats: StageStats | None = None,
+                 still: StillGate | None = None):
         self.segmenter = segmenter
         self.refiner = refiner
         self.compositor = compositor
         self.temporal = temporal
         self.stats = stats or StageStats()
+        self.still = still
+        self._last_alpha: np.ndarray | None = None  # matte's last full-run alpha
+        self._reused: np.ndarray | None = None      # the alpha last handed back for a still frame
 
     def alpha(self, image: np.ndarray) -> np.ndarray:
         """Full-resolution alpha float32 (H, W) in [0, 1] for a BGR uint8 frame."""
         return self.matte(image, self.segment(image))
 
-    def segment(self, image: np.ndarray) -> Segmentation:
-        """The net's output for a BGR uint8 frame. Stateless: may run ahead of :meth:`matte`."""
+    def segment(self, image: np.ndarray) -> Segmentation | _Still:
+        """The net's output for a BGR uint8 frame, or :data:`STILL` (see the module).
+
+        May run ahead of :meth:`matte` on another thread: the still gate's
+        state is this method's alone.
+        """
         with Timer(self.stats, "segment"):
+            if self.still is not None and self.still.check(image):
+                return STILL
             return self.segmenter.segment(image)
 
     def matte(self, image: np.ndarray, seg: Segmentation) -> np.ndarray:
         """Temporal stage and refinement of ``seg`` (the net's output for ``image``).
 
         Every stateful step happens here, so one thread owns that state.
-        Returns alpha float32 (H, W) in [0, 1].
+        Returns alpha float32 (H, W) in [0, 1]; for ``seg`` :data:`STILL`,
+        the last full run's alpha itself (the net runs here instead when
+        there is none, e.g. right after a reset).
         """
+        if seg is STILL:
+            last = self._last_alpha
+            if last is not None and last.shape == image.shape[:2]:
+                self._reused = last
+                return last
+            seg = self.segmenter.segment(image)
+        self._reused = None
+        alpha = self._full_matte(image, seg)
+        self._last_alpha = alpha
+        return alpha
+
+    def _full_matte(self, image: np.ndarray, seg: Segmentation) -> np.ndarray:
         prob = seg.probability
         t_temporal = c_temporal = 0.0  # both temporal calls count as one "temporal" sample
         if self.temporal is not None:
@@ -71,9 +115,13 @@ class Processor:
             self.stats.add_cpu("temporal", (c_temporal + time.thread_time() - c0) * 1e3)
         return alpha
 
+    def _still(self, alpha: np.ndarray) -> dict:
+        """``still=True`` for the compositor when ``alpha`` was handed back for a still frame."""
+        return {"still": True} if alpha is self._reused else {}
+
     def compose(self, image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         with Timer(self.stats, "composite"):
-            return self.compositor.compose(image, alpha)
+            return self.compositor.compose(image, alpha, **self._still(alpha))
 
     def compose_outputs(self, image: np.ndarray, alpha: np.ndarray, *,
                         with_alpha: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
@@ -90,7 +138,7 @@ class Processor:
         # One set of colour estimates for both outputs, timed as "composite_pair"
         # so that status and bench show what the second output costs.
         with Timer(self.stats, "composite_pair"):
-            return self.compositor.compose_pair(image, alpha)
+            return self.compositor.compose_pair(image, alpha, **self._still(alpha))
 
     def process(self, image: np.ndarray) -> np.ndarray:
         """Output frame (BGR, or BGRA for a transparent background) of the input's size."""
@@ -101,3 +149,6 @@ class Processor:
         self.refiner.reset()
         if self.temporal is not None:
             self.temporal.reset()
+        self._last_alpha = self._reused = None
+        if self.still is not None:
+            self.still.reset()

@@ -104,7 +104,7 @@ def plan(old: Config, new: Config, processor, size: tuple[int, int],
         proc = make_processor(new, *size, stats=stats)
     elif "background" in changed and proc is not None:
         proc = Processor(proc.segmenter, proc.refiner, make_compositor(new), proc.temporal,
-                         stats=stats)
+                         stats=stats, still=getattr(proc, "still", None))
     restart = [c for c in changed if c in RESTART_SECTIONS]
     if new.daemon.socket != old.daemon.socket:
         restart.append("daemon.socket")

@@ -65,11 +65,17 @@ class TemporalStage(Protocol):
 class Compositor(Protocol):
     """Frame + matte -> output frame(s) over the configured background."""
 
-    def compose(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-        """BGR uint8 (H, W, 3), or BGRA (H, W, 4) for a transparent background."""
+    def compose(self, frame: np.ndarray, alpha: np.ndarray, *,
+                still: bool = False) -> np.ndarray:
+        """BGR uint8 (H, W, 3), or BGRA (H, W, 4) for a transparent background.
 
-    def compose_pair(self, frame: np.ndarray,
-                     alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ``still``: the caller vouches the frame shows the same still picture as
+        the one this very ``alpha`` array was last composed with (estimates may
+        be reused; see :mod:`livebg.stages.still`).
+        """
+
+    def compose_pair(self, frame: np.ndarray, alpha: np.ndarray, *,
+                     still: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(the output above, a BGRA cut-out with the matte as alpha) from one set of estimates."""
 
     def close(self) -> None:

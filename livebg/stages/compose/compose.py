@@ -131,6 +131,11 @@ class Compositor:
             self._background = cls(image, fit=fit, color=self._color)
         self._size: tuple[int, int] | None = None
         self._closed = False
+        # Still frames (compose(still=True)): the alpha array the estimates
+        # were made for, and the blurred background made with them.
+        self._est_alpha: np.ndarray | None = None
+        self._bg_cache: np.ndarray | None = None
+        self._reusing = False
         if mode != "none":
             warm_up()
 
@@ -143,7 +148,7 @@ class Compositor:
         """4 (BGRA) for mode "transparent", else 3 (BGR)."""
         return 4 if self._mode == "transparent" else 3
 
-    def compose(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    def compose(self, frame: np.ndarray, alpha: np.ndarray, *, still: bool = False) -> np.ndarray:
         """Composite one frame.
 
         Args:
@@ -151,6 +156,12 @@ class Compositor:
             alpha: float32 (H, W), 1 = person, 0 = background. Values outside
                 [0, 1] are clipped; within half an output level (0.5 / 255)
                 of 0 or 1 they count as 0 or 1.
+            still: the caller vouches that ``frame`` shows the same still
+                picture as the frame this very ``alpha`` array was last
+                composed with (the still gate, :mod:`livebg.stages.still`):
+                the colour estimates and the blurred background made then
+                are reused, and only the blend runs. Ignored when this
+                compositor's last estimates were made for another array.
 
         Returns:
             A new uint8 array (H, W, 3) BGR, or (H, W, 4) BGRA for
@@ -170,10 +181,11 @@ class Compositor:
             raise RuntimeError("Compositor is closed")
         if self._mode == "none":
             return frame
-        flat, alpha, fb = self._estimate(frame, alpha)
+        flat, alpha, fb = self._estimate(frame, alpha, still)
         return self._blend(flat, alpha, fb)
 
-    def compose_pair(self, frame: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def compose_pair(self, frame: np.ndarray, alpha: np.ndarray, *,
+                     still: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(output, cut-out): :meth:`compose`'s output and a BGRA cut-out of the person.
 
         The cut-out is what mode "transparent" gives (colour = the estimated
@@ -181,12 +193,12 @@ class Compositor:
         estimates, so a second output with alpha (the overlay) costs one more
         full-resolution pass rather than a second compositor. In mode
         "transparent" both are the same array; in mode "none" the output is
-        ``frame`` itself.
+        ``frame`` itself. ``still`` as for :meth:`compose`.
         """
         _check(frame, alpha)
         if self._closed:
             raise RuntimeError("Compositor is closed")
-        flat, alpha, fb = self._estimate(frame, alpha)
+        flat, alpha, fb = self._estimate(frame, alpha, still)
         h, w = alpha.shape
         cutout = np.empty((h, w, 4), np.uint8)
         composite_bgra(flat, alpha, self._cls, fb, cutout.view(BGRA_U32).reshape(h, w))
@@ -201,6 +213,7 @@ class Compositor:
         self._closed = True
         self._size = None
         self._color_frame = None
+        self._est_alpha = self._bg_cache = None
 
     def __enter__(self) -> Compositor:
         return self
@@ -210,14 +223,23 @@ class Compositor:
 
     # -- internals ---------------------------------------------------------
 
-    def _estimate(self, frame: np.ndarray, alpha: np.ndarray):
-        """Block moments and colour estimates for this frame: (flat frame, alpha, fb)."""
+    def _estimate(self, frame: np.ndarray, alpha: np.ndarray, still: bool = False):
+        """Block moments and colour estimates for this frame: (flat frame, alpha, fb).
+
+        With ``still`` and estimates made for this same ``alpha`` array, those
+        are returned as they are (see :meth:`compose`).
+        """
         frame = np.ascontiguousarray(frame)
-        alpha = np.ascontiguousarray(alpha)
         h, w = alpha.shape
+        flat = frame.reshape(h, w * 3)
+        if still and alpha is self._est_alpha and self._size == (h, w):
+            self._reusing = True
+            return flat, alpha, self._fb
+        self._reusing = False
+        self._est_alpha = alpha  # the caller's array: identity is what ``still`` refers to
+        alpha = np.ascontiguousarray(alpha)
         if self._size != (h, w):
             self._resize(h, w)
-        flat = frame.reshape(h, w * 3)
         block_sums(flat, alpha, self._fa, self._ba, self._a2, self._extra, self._clear, self._cls)
         return flat, alpha, self._foreground_background()
 
@@ -228,7 +250,12 @@ class Compositor:
         if self._mode == "color":
             np.copyto(out, self._color_frame)
         elif self._mode == "blur":
-            self._blurred_background(out)
+            # Kept for still frames, which copy it instead of blurring again.
+            if not self._reusing or self._bg_cache is None:
+                if self._bg_cache is None or self._bg_cache.shape != out.shape:
+                    self._bg_cache = np.empty_like(out)
+                self._blurred_background(self._bg_cache)
+            np.copyto(out, self._bg_cache)
         elif self._mode in ("image", "video"):
             np.copyto(out, self._background.frame(h, w))
         if self._mode == "transparent":
@@ -241,6 +268,7 @@ class Compositor:
         """(Re)allocate the per-size buffers and derive the blur scales."""
         log.debug("compositor: output size %dx%d", w, h)
         self._size = (h, w)
+        self._est_alpha = self._bg_cache = None
         gh, gw = -(-h // _BLOCK), -(-w // _BLOCK)
         self._fa = np.empty((gh, gw, 4), np.float32)
         self._ba = np.empty((gh, gw, 4), np.float32)
