@@ -112,6 +112,54 @@ def measure_stages(cfg: Config, clip: Path, frames: int) -> dict[str, dict[str, 
     return result
 
 
+def measure_cpu(cfg: Config, stream: JpegStreamSource, frames: int) -> dict:
+    """The paced run's work, serially on this thread for every frame: CPU ms per frame by stage.
+
+    The same parts as the paced run (MJPEG decode, the processor, the
+    virtual-camera sink over the emulated loopback) without the threads and
+    the pacing, so that nothing is dropped and a busy machine changes little
+    but the wall time: process CPU time (``time.process_time``, so OpenCV's
+    worker threads count too) of each step, averaged over ``frames`` frames
+    after 10 warm-up frames. ``cores_at_fps``
+    is the total as a share of one core at the stream's rate.
+    """
+    from livebg.eval.loopback import EmulatedVirtualCameraSink
+
+    w, h = stream.width, stream.height
+    proc = make_processor(cfg, w, h)
+    sink = EmulatedVirtualCameraSink(w, h, stream.fps)
+    with_alpha = overlay_configured(cfg)
+    steps = ("mjpeg-decode", "segment", "matte", "composite", "virtual-camera")
+    cpu = dict.fromkeys(steps, 0.0)
+    gate = proc.still
+    for i in range(frames + 10):
+        if i == 10:
+            cpu = dict.fromkeys(steps, 0.0)
+            proc.stats = StageStats(window=frames)
+            skipped0 = gate.skipped if gate is not None else 0
+        t = [time.process_time()]
+        image = stream.read().image
+        t.append(time.process_time())
+        seg = proc.segment(image)
+        t.append(time.process_time())
+        alpha = proc.matte(image, seg)
+        t.append(time.process_time())
+        out, _ = proc.compose_outputs(image, alpha, with_alpha=with_alpha)
+        t.append(time.process_time())
+        sink.write(out)
+        t.append(time.process_time())
+        for k, a, b in zip(steps, t, t[1:]):
+            cpu[k] += (b - a) * 1e3
+    sink.close()
+    out = {k: v / frames for k, v in cpu.items()}
+    out["total"] = sum(out.values())
+    out.update({f"{k} (within)": v["mean"] for k, v in proc.stats.cpu_summary().items()
+                if k in ("refine", "temporal")})
+    out["cores_at_fps"] = out["total"] * stream.fps / 1e3
+    out["still_fraction"] = ((gate.skipped - skipped0) / frames) if gate is not None else 0.0
+    return out
+
+
 def _proc_status() -> dict[str, int]:
     """Resident memory (KiB) and thread count of this process, from /proc."""
     out = {}
@@ -290,7 +338,10 @@ def run(cfg: Config, *, frames: int = 300, width: int = 1280, height: int = 720,
         clip = render_clip(Path(tmp) / "sample.mp4", width, height, 120)
         stages = measure_stages(cfg, clip, frames)
         daemon = measure_daemon(cfg, clip, frames)
-        paced_r = measure_paced(cfg, jpeg_stream(width, height, 120), paced) if paced else None
+        stream = jpeg_stream(width, height, 120)
+        paced_r = measure_paced(cfg, stream, paced) if paced else None
+        if paced_r is not None:
+            paced_r["serial_cpu_ms"] = measure_cpu(cfg, stream, min(frames, 240))
     from livebg.factory import make_segmenter
 
     seg = make_segmenter(cfg, width, height)
@@ -330,7 +381,13 @@ def format_table(r: dict) -> str:
                      f"{q['latency_ms']['p95']:.1f} ms p95; CPU {q['cpu_cores'] * 100:.0f} % "
                      f"of one core ({q['cpu_ms_per_frame']:.1f} ms a frame); "
                      f"{q['dropped']} frames dropped")
-        lines += ["", "paced, CPU ms per frame by thread: " + ", ".join(
+        c = q["serial_cpu_ms"]
+        lines += ["", f"the paced run's work serially, every frame: {c['total']:.1f} CPU ms a frame "
+                  f"({c['cores_at_fps'] * 100:.0f} % of one core at 30 frames/s; "
+                  f"{c['still_fraction'] * 100:.0f} % of frames still): " + ", ".join(
+                      f"{k} {v:.2f}" for k, v in c.items()
+                      if k not in ("total", "cores_at_fps", "still_fraction"))]
+        lines += ["paced, CPU ms per frame by thread: " + ", ".join(
             f"{k} {v:.2f}" for k, v in q["threads_cpu_ms"].items()),
             "paced, CPU ms per call by stage: " + ", ".join(
             f"{k} {v:.2f}" for k, v in q["stages_cpu_ms"].items())]
