@@ -148,3 +148,48 @@ def test_compositor_ignores_still_for_another_alpha(sample):
     other = np.zeros_like(alpha)
     out = comp.compose(image, other, still=True)  # not the array the estimates were made for
     assert np.array_equal(out, comp.compose(image, other))
+
+
+def test_daemon_threads_carry_still_frames_to_the_sinks(sample):
+    """The real engine (batch): still frames skip the net, every frame still reaches the sink."""
+    from livebg.engine.daemon import Daemon
+    from livebg.sinks.base import NullSink
+    from livebg.stages.sources import JpegStreamSource
+
+    base = sample.render(0)
+    frames = [_noisy(base, i) for i in range(16)] + [_noisy(sample.render(8), 99)]
+    written = []
+
+    class Keep(NullSink):
+        def write(self, image):
+            written.append(image.copy())
+
+    d = Daemon(Config(), realtime=False, control=False, watch_config=False,
+               source_factory=lambda _c, _l: _Once(JpegStreamSource.encode(frames)),
+               sink_factory=lambda _c, w, h, _f: [Keep(w, h)])
+    assert d.run() == 0
+    assert len(written) == len(frames)
+    assert d.processor.still.skipped >= 8
+    assert d.processor.still.full >= 4
+    # The last frame moved: its output is not the still stretch's.
+    assert float(np.abs(written[-1].astype(np.int16) - written[-2]).mean()) > 1.0
+
+
+class _Once:
+    """A JPEG stream played once (the stream itself loops)."""
+
+    def __init__(self, stream):
+        self.stream, self.left = stream, len(stream.frames)
+        self.width, self.height, self.fps = stream.width, stream.height, stream.fps
+
+    def read(self):
+        if self.left == 0:
+            return None
+        self.left -= 1
+        return self.stream.read()
+
+    def describe(self):
+        return "jpeg once"
+
+    def close(self):
+        pass

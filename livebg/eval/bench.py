@@ -285,6 +285,8 @@ def measure_paced(cfg: Config, clip: Path | JpegStreamSource, seconds: float, *,
     _wait_frames(d, 30)
     d.reset_stats(window=window)  # timings from here on, after the warm-up
     th0 = thread_cpu()
+    gate = getattr(d.processor, "still", None)
+    g0 = (gate.skipped, gate.full) if gate is not None else (0, 0)
     f0, t0, cpu0 = d.stats.frames, time.perf_counter(), time.process_time()
     samples = []
     next_sample = 0.0
@@ -299,6 +301,7 @@ def measure_paced(cfg: Config, clip: Path | JpegStreamSource, seconds: float, *,
     wall = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
     th1 = thread_cpu()
+    g1 = (gate.skipped, gate.full) if gate is not None else (0, 0)
     summary = d.stats.summary()
     cpu_stages = d.stats.cpu_summary()
     frames = d.stats.frames - f0
@@ -311,6 +314,7 @@ def measure_paced(cfg: Config, clip: Path | JpegStreamSource, seconds: float, *,
            "latency_ms": {"p50": lat["p50"], "p95": lat["p95"]},
            "cpu_cores": cpu / wall if wall else 0.0, "dropped": d.stats.dropped,
            "cpu_ms_per_frame": 1e3 * cpu / frames if frames else float("nan"),
+           "still_fraction": ((g1[0] - g0[0]) / max(1, g1[0] - g0[0] + g1[1] - g0[1])),
            "stages_ms": summary,
            "stages_cpu_ms": {k: v["mean"] for k, v in cpu_stages.items()},
            "threads_cpu_ms": {k: 1e3 * (th1[k] - v) / frames if frames else float("nan")
