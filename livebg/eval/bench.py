@@ -386,9 +386,9 @@ def run(cfg: Config, *, frames: int = 300, width: int = 1280, height: int = 720,
 
 def format_table(r: dict) -> str:
     w, h = r["frame"]
-    lines = [f"livebg bench: {w}x{h}, {r['model']} net on "
+    lines = [(f"livebg bench: {w}x{h}, {r['model']} net on "
              f"{'CUDA' if r['provider'].startswith('CUDA') else 'CPU'} ({r['threads']} thread), "
-             f"refine {r['refine']}, background {r['background']}, {r['machine']}",
+             f"refine {r['refine']}, background {r['background']}, {r['machine']}"),
              "",
              f"{'stage':<22}{'p50 ms':>9}{'p95 ms':>9}",
              "-" * 40]
@@ -396,8 +396,8 @@ def format_table(r: dict) -> str:
         lines.append(f"{k:<22}{v['p50']:>9.2f}{v['p95']:>9.2f}")
     d = r["daemon"]
     lines += ["-" * 40,
-              f"daemon (threaded, file -> null sink, unthrottled): {d['fps']:.1f} frames/s "
-              f"over {d['frames']} frames, {d['cpu_cores']:.2f} cores busy"]
+              (f"daemon (threaded, file -> null sink, unthrottled): {d['fps']:.1f} frames/s "
+              f"over {d['frames']} frames, {d['cpu_cores']:.2f} cores busy")]
     q = r.get("paced")
     if q:
         lines.append(f"daemon paced like a camera ({q['fps']:.1f} frames/s for "
