@@ -132,7 +132,7 @@ class Compositor:
         self._size: tuple[int, int] | None = None
         self._closed = False
         # Still frames (compose(still=True)): the alpha array the estimates
-        # were made for, and the blurred background made with them.
+        # were made for, and the blurred background grid made with them.
         self._est_alpha: np.ndarray | None = None
         self._bg_cache: np.ndarray | None = None
         self._reusing = False
@@ -250,12 +250,7 @@ class Compositor:
         if self._mode == "color":
             np.copyto(out, self._color_frame)
         elif self._mode == "blur":
-            # Kept for still frames, which copy it instead of blurring again.
-            if not self._reusing or self._bg_cache is None:
-                if self._bg_cache is None or self._bg_cache.shape != out.shape:
-                    self._bg_cache = np.empty_like(out)
-                self._blurred_background(self._bg_cache)
-            np.copyto(out, self._bg_cache)
+            self._blurred_background(out)
         elif self._mode in ("image", "video"):
             np.copyto(out, self._background.frame(h, w))
         if self._mode == "transparent":
@@ -306,13 +301,22 @@ class Compositor:
         return self._fb
 
     def _blurred_background(self, out: np.ndarray) -> None:
-        """Write the frame's background, blurred without the person, into out (H, W, 3)."""
-        level, sigma = self._bg_scale
-        b, _ = _normalized_blur(self._clear, level, sigma)
-        b8 = np.empty(b.shape, np.uint8)
-        np.add(b, np.float32(0.5), out=b)
-        np.clip(b, 0, 255, out=b)
-        b8[...] = b  # truncation after +0.5: round half up
+        """Write the frame's background, blurred without the person, into out (H, W, 3).
+
+        The blurred grid is kept: a still frame (``compose(still=True)``)
+        only upsamples it again (cheaper than keeping a full-resolution copy
+        of every frame's background).
+        """
+        if self._reusing and self._bg_cache is not None:
+            b8 = self._bg_cache
+        else:
+            level, sigma = self._bg_scale
+            b, _ = _normalized_blur(self._clear, level, sigma)
+            b8 = np.empty(b.shape, np.uint8)
+            np.add(b, np.float32(0.5), out=b)
+            np.clip(b, 0, 255, out=b)
+            b8[...] = b  # truncation after +0.5: round half up
+            self._bg_cache = b8
         h, w = self._size
         r = cv2.resize(b8, (w, h), dst=out, interpolation=cv2.INTER_LINEAR)
         if r is not out:  # cv2 writes into a matching dst; never rely on it silently
