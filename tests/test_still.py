@@ -153,7 +153,7 @@ def test_compositor_ignores_still_for_another_alpha(sample):
 def test_daemon_threads_carry_still_frames_to_the_sinks(sample):
     """The real engine (batch): still frames skip the net, every frame still reaches the sink."""
     from livebg.engine.daemon import Daemon
-    from livebg.sinks.base import NullSink
+    from livebg.sinks.null import NullSink
     from livebg.stages.sources import JpegStreamSource
 
     base = sample.render(0)
