@@ -32,7 +32,8 @@ class Work:
             for every source it opens, so a change means "new scene, reset state".
         processor: the stages to use for it, chosen by the segment thread
             (a reconfiguration swaps them between frames, never within one).
-        segmentation: the net's output (segment thread).
+        segmentation: the net's output (segment thread), or ``processor.STILL``
+            when the still gate let the frame reuse the last full run.
         alpha: the refined matte, float32 (H, W) in [0, 1] (matte thread).
     """
 
