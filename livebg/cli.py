@@ -144,7 +144,7 @@ def cmd_ctl(args) -> int:
     import base64
     import json
 
-    from livebg.system import control
+    from livebg.system import control, safepaths
 
     path = Path(args.socket) if args.socket else None
     if path is None:
@@ -170,7 +170,13 @@ def cmd_ctl(args) -> int:
             req["value"] = args.args[1]
     elif args.action == "snapshot":
         if len(args.args) != 1:
-            raise UserError("usage: livebg ctl snapshot FILE.png")
+            raise UserError("usage: livebg ctl snapshot FILE.png|FILE.jpg [--overwrite]")
+        out = Path(args.args[0])
+        try:  # before asking the daemon: a name we would refuse costs nothing
+            req["format"] = control.snapshot_format(out)
+            safepaths.check_new_file(out, overwrite=args.overwrite)
+        except safepaths.UnsafePath as e:
+            raise UserError(str(e)) from None
     elif args.args:
         raise UserError(f"livebg ctl {args.action} takes no arguments")
     try:
@@ -178,19 +184,20 @@ def cmd_ctl(args) -> int:
     except control.ControlError as e:
         raise UserError(str(e)) from None
     if args.action == "snapshot" and reply.get("ok"):
-        out = Path(args.args[0])
         try:
-            out.write_bytes(base64.b64decode(reply.pop("data")))
-        except OSError as e:
-            raise UserError(f"{out}: cannot write ({e.strerror})") from None
+            safepaths.write_new_file(out, base64.b64decode(reply.pop("data")),
+                                     overwrite=args.overwrite)
+        except safepaths.UnsafePath as e:
+            raise UserError(str(e)) from None
         reply["path"] = str(out)
+    # Whatever the daemon refuses is a usage error like ours: one line, exit status 2.
     if args.json:
         print(json.dumps(reply, indent=2))
     elif not reply.get("ok"):
-        print(f"livebg: error: {reply.get('error')}", file=sys.stderr)
+        raise UserError(str(reply.get("error") or f"{args.action} failed"))
     else:
         print(_format_reply(args.action, reply))
-    return 0 if reply.get("ok") else 1
+    return 0 if reply.get("ok") else EXIT_USAGE
 
 
 def _format_reply(action: str, r: dict) -> str:
@@ -445,8 +452,10 @@ def _add_daemon_commands(sub) -> None:
     p.add_argument("action", choices=("status", "get", "set", "pause", "resume", "snapshot",
                                       "reload"))
     p.add_argument("args", nargs="*", metavar="ARG",
-                   help="get KEY | set KEY VALUE | snapshot FILE.png")
+                   help="get KEY | set KEY VALUE | snapshot FILE.png (or .jpg)")
     p.add_argument("--json", action="store_true", help="print the daemon's raw JSON reply")
+    p.add_argument("--overwrite", action="store_true",
+                   help="snapshot: replace FILE if it exists (never a link, FIFO or folder)")
     p.add_argument("--socket", metavar="PATH", help="control socket (default: daemon.socket, "
                    "else $XDG_RUNTIME_DIR/livebg/control.sock)")
     p.add_argument("--config", metavar="PATH", help="configuration file to read daemon.socket from")
@@ -529,6 +538,7 @@ def _add_batch_commands(sub) -> None:
 def main(argv: list[str] | None = None) -> int:
     from livebg.config import ConfigError
     from livebg.system.control import AlreadyRunning
+    from livebg.system.safepaths import UnsafePath
     from livebg.stages.segment import ModelError
     from livebg.sinks.base import SinkError
     from livebg.stages.sources import SourceError
@@ -544,7 +554,8 @@ def main(argv: list[str] | None = None) -> int:
 
             gc.freeze()
         return rc
-    except (UserError, ConfigError, SourceError, SinkError, ModelError, AlreadyRunning) as e:
+    except (UserError, ConfigError, SourceError, SinkError, ModelError, AlreadyRunning,
+            UnsafePath) as e:
         print(f"livebg: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

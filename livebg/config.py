@@ -151,9 +151,9 @@ class Config:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def get(self, key: str) -> Any:
-        """Value at a dotted key such as ``background.blur``."""
-        obj, name = _resolve(self, key, "key")
+    def get(self, key: str, source: str = "key") -> Any:
+        """Value at a dotted key such as ``background.blur`` (``source`` starts an error)."""
+        obj, name = _resolve(self, key, source)
         return getattr(obj, name)
 
 
@@ -335,11 +335,20 @@ def user_config_path() -> Path:
 
 
 def runtime_dir() -> Path:
-    """``$XDG_RUNTIME_DIR/livebg``, or a per-user folder under /tmp when unset."""
+    """``$XDG_RUNTIME_DIR/livebg``; unset: ``/run/user/UID/livebg`` if that folder exists, else
+    ``/tmp/livebg-UID``.
+
+    Only the name: :func:`livebg.system.safepaths.private_dir` creates it (0700)
+    or refuses it (not ours, open to others, a symlink) before anything uses it,
+    as tmux does for ``/tmp/tmux-UID``, so a predictable name cannot be hijacked.
+    """
     base = os.environ.get("XDG_RUNTIME_DIR")
     if base:
         return Path(base) / "livebg"
-    return Path(f"/tmp/livebg-{os.getuid()}")
+    uid = os.getuid()
+    if os.path.isdir(f"/run/user/{uid}"):
+        return Path(f"/run/user/{uid}/livebg")
+    return Path(f"/tmp/livebg-{uid}")
 
 
 def load_file(path: Path, base: Config | None = None) -> Config:

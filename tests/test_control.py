@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import socket
 import stat
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -20,6 +23,7 @@ from livebg.system import control
 from livebg.cli import main
 from livebg.config import Config, set_value
 from livebg.system.control import AlreadyRunning, ControlServer
+from livebg.system.safepaths import UnsafePath
 from livebg.engine.daemon import Daemon
 
 W, H = 320, 180
@@ -149,6 +153,8 @@ def test_snapshot(daemon, tmp_path):
     r = control.request({"cmd": "snapshot", "path": str(target)})
     assert r["ok"] and cv2.imread(str(target)).shape == (H, W, 3)
     assert not control.request({"cmd": "snapshot", "path": "relative.png"})["ok"]
+    r = control.request({"cmd": "snapshot", "format": "jpeg"})
+    assert r["ok"] and base64.b64decode(r["data"])[:2] == b"\xff\xd8"
 
 
 def test_ctl_command_line(daemon, tmp_path, capsys):
@@ -161,7 +167,7 @@ def test_ctl_command_line(daemon, tmp_path, capsys):
     assert capsys.readouterr().out.strip() == "color"
     assert main(["ctl", "--json", "get", "background.blur"]) == 0
     assert json.loads(capsys.readouterr().out)["value"] == 0.5
-    assert main(["ctl", "set", "background.mode", "sparkles"]) == 1
+    assert main(["ctl", "set", "background.mode", "sparkles"]) == 2
     assert "background.mode = 'sparkles'" in capsys.readouterr().err
     assert main(["ctl", "snapshot", str(tmp_path / "s.png")]) == 0
     assert cv2.imread(str(tmp_path / "s.png")).shape == (H, W, 3)
@@ -213,3 +219,298 @@ def test_handler_exception_is_an_error_reply(runtime):
     finally:
         server.close()
     assert os.path.exists(path) is False
+
+
+NOBODY = 65534  # tests run as root here: chown to nobody stands for "another local user"
+
+
+def _strict_json(raw: bytes) -> dict:
+    def no_constant(name):
+        raise AssertionError(f"reply is not strict JSON: {name}")
+    return json.loads(raw, parse_constant=no_constant)
+
+
+def _run_cli(*argv, timeout=180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "livebg", *argv], capture_output=True,
+                          text=True, timeout=timeout, env=os.environ.copy())
+
+
+# -- issue 11 item 1: daemon.socket never deletes what it finds, never chmods a folder -------
+
+
+def test_socket_setting_never_deletes_a_file_nor_chmods_its_folder(runtime, tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir(mode=0o755)
+    os.chmod(folder, 0o755)
+    important = folder / "important.txt"
+    important.write_text("my notes\n")
+    with pytest.raises(UnsafePath, match="not a socket"):
+        ControlServer(important, lambda req: {"ok": True}).start()
+    assert important.read_text() == "my notes\n"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    assert not (folder / "important.txt.lock").exists()
+
+
+def test_bad_socket_settings_are_one_line_and_exit_2(runtime, tmp_path, clip):
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "file.txt").write_text("keep me\n")
+    long_path = tmp_path / ("x" * 120) / "control.sock"
+    for setting, words in ((tmp_path / "file.txt", "not a socket"),
+                           (tmp_path / "dir", "not a socket"),
+                           (long_path, "too long")):
+        r = _run_cli("run", "--input", str(clip), "--output", "null", "--realtime",
+                     "--frames", "5", "--set", f"daemon.socket={setting}")
+        err = r.stderr.strip()
+        errors = [line for line in err.splitlines() if line.startswith("livebg: error: ")]
+        assert r.returncode == 2, err
+        assert "Traceback" not in err and len(errors) == 1 and words in errors[0], err
+    assert (tmp_path / "file.txt").read_text() == "keep me\n"
+    assert (tmp_path / "dir").is_dir() and not long_path.parent.exists()
+
+
+# -- issue 11 item 2: the runtime folder and the lock file -----------------------------------
+
+
+def test_runtime_folder_of_another_user_is_refused(runtime):
+    folder = runtime / "livebg"
+    folder.mkdir(mode=0o700)
+    os.chown(folder, NOBODY, NOBODY)
+    with pytest.raises(UnsafePath, match="belongs to .*not to you"):
+        ControlServer(control.default_path(), lambda req: {"ok": True}).start()
+    assert os.listdir(folder) == [] and folder.stat().st_uid == NOBODY
+
+
+def test_runtime_folder_open_to_others_is_refused_not_chmodded(runtime):
+    folder = runtime / "livebg"
+    folder.mkdir()
+    os.chmod(folder, 0o777)
+    with pytest.raises(UnsafePath, match="open to other users"):
+        ControlServer(control.default_path(), lambda req: {"ok": True}).start()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o777 and os.listdir(folder) == []
+
+
+def test_runtime_folder_that_is_a_symlink_is_refused(runtime, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    (runtime / "livebg").symlink_to(elsewhere)
+    with pytest.raises(UnsafePath, match="symbolic link"):
+        ControlServer(control.default_path(), lambda req: {"ok": True}).start()
+    assert os.listdir(elsewhere) == []
+
+
+def test_lock_file_symlink_is_never_followed(runtime, tmp_path):
+    folder = runtime / "livebg"
+    folder.mkdir(mode=0o700)
+    victim = tmp_path / "notes.txt"
+    victim.write_text("the victim's notes\n")
+    (folder / "control.sock.lock").symlink_to(victim)
+    with pytest.raises(UnsafePath, match="symbolic link"):
+        ControlServer(control.default_path(), lambda req: {"ok": True}).start()
+    assert victim.read_text() == "the victim's notes\n"
+
+
+def test_new_runtime_folder_is_made_0700_and_fallback_is_per_user(runtime, monkeypatch):
+    from livebg.config import runtime_dir
+
+    server = ControlServer(control.default_path(), lambda req: {"ok": True})
+    server.start()
+    try:
+        st = os.lstat(runtime / "livebg")
+        assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700
+        assert st.st_uid == os.getuid()
+        lock = os.lstat(runtime / "livebg" / "control.sock.lock")
+        assert stat.S_ISREG(lock.st_mode) and stat.S_IMODE(lock.st_mode) == 0o600
+    finally:
+        server.close()
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    assert str(os.getuid()) in str(runtime_dir())
+
+
+def test_client_refuses_a_socket_of_another_user(runtime):
+    path = control.default_path()
+    server = ControlServer(path, lambda req: {"ok": True, "secret": "yes"})
+    server.start()
+    try:
+        os.chown(path, NOBODY, NOBODY)
+        with pytest.raises(control.ControlError, match="not to you"):
+            control.request({"cmd": "status"}, path)
+    finally:
+        server.close()
+
+
+# -- issue 11 item 3: snapshots never overwrite, never follow links, never block --------------
+
+
+def test_snapshot_refuses_existing_files_links_fifos_and_odd_suffixes(daemon, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("background:\n  blur: 0.7\n")
+    link = tmp_path / "link.png"
+    link.symlink_to(config)
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+    existing = tmp_path / "old.png"
+    existing.write_bytes(b"old picture")
+    for target, words in ((existing, "already exists"), (link, "symbolic link"),
+                          (fifo, "FIFO"), (tmp_path / "snap.txt", ".png"),
+                          (tmp_path / "dir" / "x.png", "no such folder")):
+        r = control.request({"cmd": "snapshot", "path": str(target)}, timeout=30)
+        assert not r["ok"] and words in r["error"], (target, r)
+    assert config.read_text() == "background:\n  blur: 0.7\n"
+    assert existing.read_bytes() == b"old picture"
+    assert not (tmp_path / "snap.txt").exists()
+    r = control.request({"cmd": "snapshot", "path": str(existing), "overwrite": True})
+    assert r["ok"] and cv2.imread(str(existing)).shape == (H, W, 3)
+    jpg = tmp_path / "snap.jpg"
+    assert control.request({"cmd": "snapshot", "path": str(jpg)})["ok"]
+    assert jpg.read_bytes()[:2] == b"\xff\xd8" and existing.read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "config.yaml", "fifo.png", "link.png", "old.png", "snap.jpg"]  # no temporary left
+
+
+def test_ctl_snapshot_never_overwrites_without_asking(daemon, tmp_path, capsys):
+    target = tmp_path / "s.png"
+    target.write_bytes(b"mine")
+    assert main(["ctl", "snapshot", str(target)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "already exists" in err and "--overwrite" in err and "\n" not in err
+    assert target.read_bytes() == b"mine"
+    assert main(["ctl", "snapshot", str(tmp_path / "s.bmp")]) == 2
+    assert ".png" in capsys.readouterr().err and not (tmp_path / "s.bmp").exists()
+    assert main(["ctl", "snapshot", str(target), "--overwrite"]) == 0
+    assert cv2.imread(str(target)).shape == (H, W, 3)
+    assert main(["ctl", "snapshot", str(tmp_path / "s.jpeg")]) == 0
+    assert (tmp_path / "s.jpeg").read_bytes()[:2] == b"\xff\xd8"
+
+
+# -- issue 11 item 13: bounded clients, a JSON answer to every message ------------------------
+
+
+HOG = """
+import socket, sys, time
+conns = []
+for _ in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sys.argv[1])
+    conns.append(s)
+print("connected", flush=True)
+time.sleep(120)
+"""
+
+
+def test_idle_connections_of_another_process_never_lock_out_ctl(runtime):
+    path = control.default_path()
+    server = ControlServer(path, lambda req: {"ok": True, "served": True})
+    server.start()
+    hog = subprocess.Popen([sys.executable, "-c", HOG, str(path), str(control.MAX_CLIENTS + 4)],
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        assert hog.stdout.readline().strip() == "connected"
+        for _ in range(3):
+            assert control.request({"cmd": "status"}, path)["served"]
+        assert server.clients <= control.MAX_CLIENTS
+    finally:
+        hog.kill()
+        hog.wait()
+        server.close()
+
+
+def test_idle_connection_is_closed_after_the_timeout(runtime):
+    path = control.default_path()
+    server = ControlServer(path, lambda req: {"ok": True}, idle_timeout=0.5)
+    server.start()
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(30)
+            s.connect(str(path))
+            f = s.makefile("rb")
+            r = _strict_json(f.readline())
+            assert not r["ok"] and "no request for 0.5 s" in r["error"]
+            assert f.readline() == b""  # closed by the daemon
+        assert control.request({"cmd": "status"}, path)["ok"]
+    finally:
+        server.close()
+
+
+def test_hostile_messages_each_get_a_json_answer(daemon, caplog):
+    caplog.set_level(logging.DEBUG, logger="livebg.system.control")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(30)
+        s.connect(str(control.default_path()))
+        f = s.makefile("rwb")
+
+        def ask(raw: bytes) -> dict:
+            f.write(raw + b"\n")
+            f.flush()
+            return _strict_json(f.readline())
+
+        for raw, words in ((b"[" * 60_000, "nested"),
+                           (b'{"cmd": "set", "key": "background.blur", "value": ' + b"7" * 4300
+                            + b"}", "digits"),
+                           (b'{"cmd": "set", "key": "background.blur", "value": ' + b"9" * 400
+                            + b'.5}', "out of range"),
+                           (b'{"cmd": "snapshot", "path": "/tmp/a\\u0000b.png"}', "NUL"),
+                           (b'{"cmd": "status", "id": NaN}', "NaN"),
+                           (b'{"cmd": "status", "id": Infinity}', "Infinity")):
+            r = ask(raw)
+            assert r["ok"] is False and words in r["error"], (raw[:60], r)
+            assert "internal error" not in r["error"]
+        r = ask(b'{"cmd": "status", "id": 1e3}')
+        assert r["ok"] and r["id"] == 1000.0
+    assert not [rec for rec in caplog.records if rec.exc_info], "no traceback in the log"
+    assert daemon.cfg.background.blur == 0.5
+
+
+# -- issue 11 item 14: read-modify-write is serialised -----------------------------------------
+
+
+def test_concurrent_sets_never_undo_each_other(daemon, monkeypatch):
+    import livebg.config as config_mod
+
+    real = config_mod.set_value
+    entered = threading.Event()
+    first = threading.Lock()
+
+    def slow_set_value(cfg, key, value, source="command line"):
+        # The first caller waits (up to 5 s) for the second to start its own edit: with
+        # the edits serialised the second cannot start, so this only times out.
+        if first.acquire(blocking=False):
+            new = real(cfg, key, value, source)
+            entered.wait(5)
+            return new
+        entered.set()
+        return real(cfg, key, value, source)
+
+    monkeypatch.setattr(config_mod, "set_value", slow_set_value)
+    replies = {}
+
+    def client(key, value):
+        replies[key] = control.request({"cmd": "set", "key": key, "value": value}, timeout=60)
+
+    a = threading.Thread(target=client, args=("background.blur", 0.9))
+    a.start()
+    end = time.monotonic() + 20
+    while not first.locked() and time.monotonic() < end:
+        time.sleep(0.01)
+    b = threading.Thread(target=client, args=("background.color", "#112233"))
+    b.start()
+    a.join(60)
+    b.join(60)
+    assert replies["background.blur"]["ok"] and replies["background.color"]["ok"]
+    assert daemon.cfg.background.blur == 0.9
+    assert daemon.cfg.background.color == "#112233"
+
+
+# -- issue 15 item 15: every ctl usage error is one line and exit status 2 ----------------------
+
+
+def test_ctl_usage_errors_share_one_wording_and_exit_2(daemon, capsys):
+    assert main(["ctl", "get", "nonexist.key"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("livebg: error: control: top level: unknown key 'nonexist'")
+    assert "key: top level" not in err and err.count("\n") == 1
+    assert main(["ctl", "set", "nonexist.key", "1"]) == 2
+    assert capsys.readouterr().err == err
+    assert main(["ctl", "set", "background.blur"]) == 2
+    assert capsys.readouterr().err.startswith("livebg: error: usage: livebg ctl set")
+    assert main(["ctl", "--json", "get", "nonexist.key"]) == 2
+    assert json.loads(capsys.readouterr().out)["ok"] is False

@@ -294,6 +294,16 @@ class Daemon:
             return {"ok": False, "error": str(e)}
         return self.apply(cfg)
 
+    def update(self, edit: Callable[[Config], Config]) -> tuple[dict, Config]:
+        """Apply ``edit(running configuration)`` with no other change in between.
+
+        Returns (:meth:`apply`'s reply, the edited configuration). Raises what
+        ``edit`` raises (ConfigError); then nothing changes.
+        """
+        with self._lock:
+            new = edit(self.cfg)
+            return self.apply(new), new
+
     def apply(self, new: Config) -> dict:
         """Switch to ``new``, rebuilding only the stages whose section changed.
 
