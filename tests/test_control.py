@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 from conftest import write_sample_clip
 
-from livebg.system import control
 from livebg.cli import main
 from livebg.config import Config, set_value
+from livebg.engine.daemon import Daemon
+from livebg.system import control
 from livebg.system.control import AlreadyRunning, ControlServer
 from livebg.system.safepaths import UnsafePath
-from livebg.engine.daemon import Daemon
 
 W, H = 320, 180
 
@@ -231,7 +231,7 @@ def _strict_json(raw: bytes) -> dict:
 
 
 def _run_cli(*argv, timeout=180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "livebg", *argv], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "livebg", *argv], capture_output=True, check=False,
                           text=True, timeout=timeout, env=os.environ.copy())
 
 

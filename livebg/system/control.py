@@ -62,12 +62,20 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from livebg.system.safepaths import (UnsafePath, check_new_file, check_shared_dir,
-                                     check_socket_path, open_lock, private_dir, write_new_file)
+from livebg.system.safepaths import (
+    UnsafePath,
+    check_new_file,
+    check_shared_dir,
+    check_socket_path,
+    open_lock,
+    private_dir,
+    write_new_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +245,7 @@ class ControlServer:
         while not self._stop.is_set():
             try:
                 conn, _ = self._sock.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 if self._stop.is_set():
@@ -297,7 +305,7 @@ class ControlServer:
                     return
                 try:
                     data = conn.recv(65536)
-                except socket.timeout:
+                except TimeoutError:
                     continue
                 if not data:
                     return
@@ -549,7 +557,7 @@ class Client:
                 if not data:
                     raise ControlError("the daemon closed the connection")
                 self._buf += data
-        except socket.timeout:
+        except TimeoutError:
             raise ControlError(f"no reply from the daemon at {self.path}") from None
         except OSError as e:
             raise ControlError(f"{self.path}: {e.strerror or e}") from None
