@@ -26,20 +26,35 @@ the pipeline wait and never builds a backlog.
 
 Access: every request needs the token (``?token=``), else 403; a WebSocket
 handshake whose ``Origin`` is not the page's own is refused (403), as is a
-request whose ``Host`` is not a loopback name when the server is bound to
-loopback (DNS rebinding). A handshake with no ``Origin`` (not a browser, e.g.
-a script) is accepted with the token.
+request whose ``Host`` is not exactly ``NAME[:PORT]`` with a loopback NAME
+when the server is bound to loopback (DNS rebinding; ``evil.com@127.0.0.1``
+and ``127.0.0.1/x`` are refused). A handshake with no ``Origin`` (not a
+browser, e.g. a script) is accepted with the token. Only GET and HEAD are
+answered (HEAD without a body). The log shows the token's first characters
+only; the full address is in ``livebg ctl status`` (a private socket).
+
+Bounded like a public server: at most :data:`MAX_CONNECTIONS` TCP connections
+(when full, the oldest that is not an open page is cut to make room), a
+request must arrive complete within :data:`OPEN_TIMEOUT` s, and the
+``websockets`` log is rate-limited and carries no tracebacks. On close, pages
+get :data:`CLOSE_GRACE` s to say goodbye, then every connection is cut: a
+half-sent request or a page that stopped reading never delays a stop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import fcntl
 import functools
 import http
 import ipaddress
 import logging
+import re
 import secrets
+import socket
 import struct
+import termios
 import threading
 import time
 import zlib
@@ -48,24 +63,77 @@ from urllib.parse import parse_qs, urlsplit
 
 import cv2
 import numpy as np
-from websockets.asyncio.server import serve
+from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
 from livebg.sinks.base import SinkBase, SinkError, check_frame
 
 log = logging.getLogger(__name__)
-# websockets logs every connection at INFO; keep ours, quiet its.
+
+
+class RateLimited(logging.Filter):
+    """Lets each message through at most once per ``interval`` s, never with a traceback.
+
+    The exception's text is kept in the message; the next record let through
+    says how many like it were dropped.
+    """
+
+    def __init__(self, interval: float = 30.0):
+        super().__init__()
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._dropped: dict[str, int] = {}
+
+    def allow(self, key: str) -> int | None:
+        """None while ``key`` was let through less than ``interval`` s ago, else how many
+        records of it were dropped since."""
+        now = time.monotonic()
+        if now - self._last.get(key, -1e9) < self.interval:
+            self._dropped[key] = self._dropped.get(key, 0) + 1
+            return None
+        if len(self._last) > 256:
+            self._last.clear()
+        self._last[key] = now
+        return self._dropped.pop(key, 0)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        dropped = self.allow(str(record.msg)[:80])
+        if dropped is None:
+            return False
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            text += f" ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
+        if dropped:
+            text += f" [{dropped} more like this not logged]"
+        record.msg, record.args = text, ()
+        record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+
+# websockets logs every connection at INFO and a traceback per broken request; keep
+# ours, and of its only warnings, rate-limited and without tracebacks.
 _ws_log = logging.getLogger(__name__ + ".websockets")
 _ws_log.setLevel(logging.WARNING)
+_ws_log.addFilter(RateLimited())
 
 WINDOW = 2  # frames sent to a client and not yet acknowledged by its page
+MAX_CONNECTIONS = 64  # TCP connections at once: pages plus requests being read
+OPEN_TIMEOUT = 3.0    # s for a connection to send its whole request (a browser: < 10 ms)
+CLOSE_GRACE = 0.3     # s pages get on close before their connections are cut
+_HOST = re.compile(r"(?:\[(?P<ip6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9.-]+))(?::[0-9]{1,5})?")
 _PAGE_HEADERS = {
     "Content-Type": "text/html; charset=utf-8",
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
 }
+
+
+def _host_name(header: str) -> str | None:
+    """The name in a ``Host`` header of the form NAME[:PORT] or [IPv6][:PORT]; else None."""
+    m = _HOST.fullmatch(header)
+    return None if m is None else (m["ip6"] or m["name"])
 
 
 def _is_loopback(host: str) -> bool:
@@ -117,6 +185,45 @@ def _opaque_alpha(w: int, h: int) -> bytes:
     return zlib.compress(np.full((h, w), 255, np.uint8), 1)
 
 
+class _Connection(ServerConnection):
+    """A websockets connection that the sink counts from its first byte (see MAX_CONNECTIONS)."""
+
+    def __init__(self, *args, sink: OverlaySink, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._sink = sink
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._sink._admit(self)
+
+    def connection_lost(self, exc) -> None:
+        self._sink._conns.pop(self, None)
+        super().connection_lost(exc)
+
+
+def _unsent(conn: ServerConnection) -> int:
+    """Bytes queued for the peer: in asyncio's buffer plus the kernel's (Linux TIOCOUTQ)."""
+    n = conn.transport.get_write_buffer_size()
+    sock = conn.transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            n += struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+        except (OSError, AttributeError):
+            pass
+    return n
+
+
+def _cut(conn: ServerConnection) -> None:
+    """Close at once with a reset: what is queued for the peer is dropped, not sent."""
+    sock = conn.transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    conn.transport.abort()
+
+
 class _Client:
     def __init__(self, ws):
         self.ws = ws
@@ -156,7 +263,9 @@ class OverlaySink(SinkBase):
         self.max_fps = float(max_fps)
         self.quality = int(quality)
         self._page = resources.files("livebg.sinks").joinpath("overlay_page.html").read_bytes()
-        self._refused: set[str] = set()
+        self._refusals = RateLimited(60.0)  # our own refusal lines
+        self._conns: dict[_Connection, None] = {}  # open TCP connections, oldest first
+        self._pages: set[_Connection] = set()      # of those, open WebSocket pages
         self._min_interval = 0.75 / self.max_fps if self.max_fps > 0 else 0.0
         self._last_accept = -1e9
         # Counters (read them for stats; written by one thread each).
@@ -197,7 +306,7 @@ class OverlaySink(SinkBase):
         if not _is_loopback(host):
             log.warning("overlay: listening on %s, reachable from other machines; anyone "
                         "with the URL's token can watch", host)
-        log.info("overlay: %s", self.url)
+        log.info("overlay: %s (the full address: `livebg ctl status`)", self.masked_url)
 
     # -- public -----------------------------------------------------------
 
@@ -212,9 +321,19 @@ class OverlaySink(SinkBase):
         return f"http://{host}:{self.port}/?token={self.token}"
 
     @property
+    def masked_url(self) -> str:
+        """:attr:`url` with all but the token's first 4 characters hidden (for logs)."""
+        return self.url.replace(self.token, self.token[:4] + "...")
+
+    @property
     def clients(self) -> int:
         """Pages connected now."""
         return self._nclients
+
+    @property
+    def connections(self) -> int:
+        """TCP connections open now (pages and requests being read)."""
+        return len(self._conns)
 
     def write(self, image: np.ndarray) -> None:
         """Hand the frame to the encoder; never waits for it or for clients."""
@@ -250,6 +369,11 @@ class OverlaySink(SinkBase):
         self._loop_thread.join(timeout=5)
 
     def describe(self) -> str:
+        """For logs: the address with the token masked."""
+        return f"overlay {self.masked_url}"
+
+    def private_describe(self) -> str:
+        """For the private control socket's status: the address with the token."""
         return f"overlay {self.url}"
 
     # -- encoder thread ---------------------------------------------------
@@ -291,18 +415,51 @@ class OverlaySink(SinkBase):
         try:
             self._loop.run_forever()
         finally:
+            # Whatever is left (handlers of cut connections) ends here, not at garbage
+            # collection with "Exception ignored" tracebacks.
+            pending = asyncio.all_tasks(self._loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                self._loop.run_until_complete(asyncio.wait(pending, timeout=1.0))
             self._loop.close()
 
     async def _start(self):
         # JPEG does not deflate: no compression. Pages only send "ack": small max_size.
         return await serve(self._handler, self.host, self._requested_port,
-                                 process_request=self._process_request, compression=None,
-                                 max_size=1024, server_header=None,
-                                 logger=_ws_log)
+                           process_request=self._process_request, compression=None,
+                           max_size=1024, server_header=None, logger=_ws_log,
+                           open_timeout=OPEN_TIMEOUT, close_timeout=CLOSE_GRACE,
+                           create_connection=functools.partial(_Connection, sink=self))
 
     async def _shutdown(self) -> None:
+        for conn in list(self._pages):
+            if _unsent(conn):
+                _cut(conn)  # a page that stopped reading: no goodbye, no queued frames
         self._server.close()
-        await self._server.wait_closed()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._server.wait_closed()), CLOSE_GRACE)
+        except TimeoutError:
+            pass
+        # A half-sent request, or a page that stopped reading (its bytes still queued):
+        # cut them, so that neither the stop nor the kernel waits on them.
+        for conn in list(self._conns):
+            _cut(conn)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._server.wait_closed()), 1.0)
+        except TimeoutError:
+            log.debug("overlay: some connections did not end; the loop cancels them")
+
+    def _admit(self, conn: _Connection) -> None:
+        """Count a new TCP connection; when over the cap, cut the oldest non-page (or it)."""
+        self._conns[conn] = None
+        if len(self._conns) <= MAX_CONNECTIONS:
+            return
+        victim = next((c for c in self._conns if c not in self._pages and c is not conn), conn)
+        self._conns.pop(victim, None)
+        _cut(victim)
+        self._refusals_log("too many", "overlay: more than %d connections: closed the oldest one "
+                           "that is not a page", MAX_CONNECTIONS)
 
     def _publish(self, data: bytes) -> None:
         self._encoded = data
@@ -310,28 +467,49 @@ class OverlaySink(SinkBase):
         for c in self._clients:
             c.wake.set()
 
-    def _refuse(self, connection, why: str):
-        # Once at WARNING per reason: a page with a stale token retries every second.
-        level = logging.DEBUG if why in self._refused else logging.WARNING
-        self._refused.add(why)
-        log.log(level, "overlay: refused a request from %s: %s", connection.remote_address[0], why)
+    def _refusals_log(self, kind: str, msg: str, *args) -> None:
+        """WARNING at most once a minute per ``kind`` (a page with a stale token retries
+        every second; a flood must not fill the log)."""
+        dropped = self._refusals.allow(kind)
+        if dropped is not None:
+            log.warning(msg + (f" [{dropped} more like this not logged]" if dropped else ""),
+                        *args)
+
+    def _refuse(self, connection, kind: str, why: str):
+        self._refusals_log(kind, "overlay: refused a request from %s: %s",
+                           connection.remote_address[0], why)
         return connection.respond(http.HTTPStatus.FORBIDDEN, f"Forbidden: {why}\n")
 
     def _process_request(self, connection, request):
+        response = self._route(connection, request)
+        if response is not None and request.method == "HEAD":
+            response = dataclasses.replace(response, body=b"")  # headers only, same length
+        return response
+
+    def _route(self, connection, request):
+        if request.method not in ("GET", "HEAD"):
+            return connection.respond(http.HTTPStatus.METHOD_NOT_ALLOWED, "GET only\n")
         url = urlsplit(request.path)
         token = parse_qs(url.query).get("token", [""])[0]
         if not secrets.compare_digest(token.encode(), self.token.encode()):
-            return self._refuse(connection, "wrong or missing token")
+            return self._refuse(connection, "token", "wrong or missing token")
         hosts = request.headers.get_all("Host")
         if len(hosts) != 1 or len(request.headers.get_all("Origin")) > 1:
             return connection.respond(http.HTTPStatus.BAD_REQUEST, "Bad request\n")
         host = hosts[0]
-        if _is_loopback(self.host) and not _is_loopback(urlsplit(f"//{host}").hostname or ""):
-            return self._refuse(connection, f"Host {host!r} is not a loopback address")
+        name = _host_name(host)
+        if name is None:
+            return self._refuse(connection, "host", f"Host {host[:80]!r} is not NAME[:PORT]")
+        if _is_loopback(self.host) and not _is_loopback(name):
+            return self._refuse(connection, "host", f"Host {host[:80]!r} is not a loopback "
+                                "address")
         if url.path == "/ws":
+            if request.method != "GET":
+                return connection.respond(http.HTTPStatus.METHOD_NOT_ALLOWED, "GET only\n")
             origin = next(iter(request.headers.get_all("Origin")), None)
             if origin is not None and origin != f"http://{host}":
-                return self._refuse(connection, f"Origin {origin!r} is not this page's")
+                return self._refuse(connection, "origin", f"Origin {origin[:80]!r} is not this "
+                                    "page's")
             return None  # go on with the WebSocket handshake
         if url.path in ("/", "/index.html"):
             headers = Headers(_PAGE_HEADERS)
@@ -341,6 +519,7 @@ class OverlaySink(SinkBase):
 
     async def _handler(self, ws) -> None:
         client = _Client(ws)
+        self._pages.add(ws)
         self._clients.add(client)
         self._nclients = len(self._clients)
         log.info("overlay: page connected from %s (%d open)", ws.remote_address[0],
@@ -360,6 +539,7 @@ class OverlaySink(SinkBase):
             log.debug("overlay: client: %s", e)
         finally:
             reader.cancel()
+            self._pages.discard(ws)
             self._clients.discard(client)
             self._nclients = len(self._clients)
             log.info("overlay: page disconnected after %d frames (%d open)", client.sent,
