@@ -57,7 +57,7 @@ def stacked_jpeg(f: np.ndarray, q: int) -> bytes:
 
 
 CANDIDATES = {
-    "jpeg q80 + deflated alpha (chosen)": lambda f: encode_frame(f, 80),
+    "jpeg q80 + grey jpeg alpha (chosen)": lambda f: encode_frame(f, 80),
     "jpeg q80, colour+alpha stacked": lambda f: stacked_jpeg(f, 80),
     "png rgba (level 1)": lambda f: cv2.imencode(".png", f, [cv2.IMWRITE_PNG_COMPRESSION, 1])[1].tobytes(),
     "webp rgba q80": lambda f: cv2.imencode(".webp", f, [cv2.IMWRITE_WEBP_QUALITY, 80])[1].tobytes(),
@@ -96,9 +96,8 @@ DECODE_JS = """async ([kind, b64, w, h]) => {
   const one = {
     chosen: async () => {
       const n = new DataView(bytes.buffer).getUint32(8, true);
-      const [, a] = await Promise.all([bitmap(bytes.subarray(12, 12 + n), 'image/jpeg'),
-                                       inflate(bytes.subarray(12 + n))]);
-      gl.texImage2D(gl.TEXTURE_2D, 0, gl.LUMINANCE, w, h, 0, gl.LUMINANCE, gl.UNSIGNED_BYTE, a);
+      await Promise.all([bitmap(bytes.subarray(12, 12 + n), 'image/jpeg'),
+                         bitmap(bytes.subarray(12 + n), 'image/jpeg')]);  // colour, alpha
     },
     jpeg: () => bitmap(bytes, 'image/jpeg'),
     png: () => bitmap(bytes, 'image/png'),
@@ -111,7 +110,7 @@ DECODE_JS = """async ([kind, b64, w, h]) => {
   c.remove();
   return (performance.now() - t0) / N;
 }"""
-KINDS = {"jpeg q80 + deflated alpha (chosen)": "chosen", "jpeg q80, colour+alpha stacked": "jpeg",
+KINDS = {"jpeg q80 + grey jpeg alpha (chosen)": "chosen", "jpeg q80, colour+alpha stacked": "jpeg",
          "png rgba (level 1)": "png", "webp rgba q80": "webp", "raw rgba": "raw"}
 
 

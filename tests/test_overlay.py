@@ -60,14 +60,23 @@ def sink():
 # -- encoding --------------------------------------------------------------------------------
 
 
-def test_frame_carries_colour_and_exact_alpha():
+def test_frame_carries_colour_and_alpha_clean_where_flat_close_at_edges():
     img = disc_frame(640, 360, radius=100)
-    img[180, 10:20, 3] = np.arange(10, 110, 10)  # a soft edge survives exactly
+    ramp = np.linspace(0, 255, 200).astype(np.uint8)
+    img[250:300, 20:220, 3] = ramp  # a soft edge, 200 px wide
     data = encode_frame(img, 80)
-    assert len(data) < 60_000
+    assert len(data) < 40_000
     back = decode_frame(data)
     assert back.shape == (360, 640, 4)
-    assert np.array_equal(back[..., 3], img[..., 3])
+    a, b = img[..., 3].astype(int), back[..., 3].astype(int)
+    # Beyond the 8x8 blocks that hold a hard step (JPEG ripples there): exactly clear or opaque.
+    kernel = np.ones((17, 17), np.uint8)
+    clear = cv2.erode((a == 0).astype(np.uint8), kernel) > 0
+    opaque = cv2.erode((a == 255).astype(np.uint8), kernel) > 0
+    assert (b[clear] == 0).all() and (b[opaque] == 255).all()
+    assert np.abs(b - a).max() <= 64  # next to the disc's hard edge
+    assert np.abs(b[250:300, 40:200] - a[250:300, 40:200]).max() <= 6
+    assert (b[0:100, 0:100] == 0).all() and (b[170:190, 310:330] == 255).all()
     assert np.abs(back[180, 320, :3].astype(int) - (40, 60, 220)).max() < 12
     # BGR frames: opaque everywhere.
     assert (decode_frame(encode_frame(img[..., :3].copy(), 80))[..., 3] == 255).all()
@@ -142,7 +151,7 @@ def test_contract_checks(sink):
 
 def test_wants_alpha_and_takes_bgr_quietly(sink, caplog):
     """The daemon gives the overlay BGRA whatever the background; a BGR card is just opaque."""
-    assert OverlaySink.wants_alpha is True
+    assert sink.wants_alpha is False  # no page connected: no cut-out needed
     bgra = disc_frame()
     with caplog.at_level(logging.WARNING, logger="livebg.sinks.overlay"):
         sink.write(bgra)
@@ -279,7 +288,8 @@ def test_a_flood_of_idle_connections_is_capped_and_does_not_fill_the_log(sink, c
     # Like a daemon under systemd (soft limit 1024): room for the flood's own ends, the
     # capped server ends and asyncio's accept batch (100), not for 300 server ends.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (before + 300 + MAX_CONNECTIONS + 120, hard))
+    top = max(int(fd) for fd in os.listdir("/proc/self/fd"))  # the limit is on fd numbers
+    resource.setrlimit(resource.RLIMIT_NOFILE, (top + 1 + 300 + MAX_CONNECTIONS + 120, hard))
     try:
         for i in range(300):
             c = socket.create_connection(("127.0.0.1", sink.port), timeout=10)
@@ -345,6 +355,50 @@ def test_the_token_never_reaches_the_log(caplog):
         assert s.url in s.private_describe()
         http_status(f"http://127.0.0.1:{s.port}/?token=wrong")
     assert caplog.records and not [r for r in caplog.records if s.token in r.getMessage()]
+
+
+# -- issue 15 item 11: an unwatched overlay costs nothing -------------------------------------
+
+
+def test_daemon_makes_the_cut_out_only_while_a_page_watches(tmp_path):
+    from conftest import write_sample_clip
+
+    from livebg.config import Config, set_value
+    from livebg.engine.daemon import Daemon
+
+    clip = write_sample_clip(tmp_path / "clip.avi", 320, 180, 20)
+    cfg = Config()
+    for k, v in {"input": str(clip), "output.sinks": ["null", "overlay"], "overlay.port": 0,
+                 "refine.mode": "none", "model.name": "landscape", "log.stats_interval": 0,
+                 "daemon.socket": "off"}.items():
+        cfg = set_value(cfg, k, v)
+    d = Daemon(cfg, realtime=True, watch_config=False)
+    t = threading.Thread(target=d.run, daemon=True)
+    t.start()
+    try:
+        end = time.monotonic() + 60
+        while d.stats.frames < 10 and time.monotonic() < end:
+            time.sleep(0.05)
+        assert d.stats.frames >= 10
+        stages = d.stats.summary()
+        assert "composite" in stages and "composite_pair" not in stages
+        overlay = next(s for s in d.sinks if isinstance(s, OverlaySink))
+        assert overlay.encoded == 0
+
+        async def watch():
+            async with connect(ws_url(overlay), open_timeout=30) as ws:
+                for _ in range(3):
+                    frame = decode_frame(await asyncio.wait_for(ws.recv(), 30))
+                    await ws.send("ack")
+                return frame
+
+        frame = asyncio.run(watch())
+        assert frame.shape == (180, 320, 4)
+        assert (frame[..., 3] == 0).any() and (frame[..., 3] == 255).any()  # a real cut-out
+        assert "composite_pair" in d.stats.summary()
+    finally:
+        d.stop()
+        t.join(10)
 
 
 # -- in a real browser -----------------------------------------------------------------------

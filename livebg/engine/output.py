@@ -31,7 +31,7 @@ CARD_TEXT = {"unavailable": "camera unavailable - reconnecting",
 
 
 def wants_alpha(sink) -> bool:
-    """True for a sink that declares ``wants_alpha = True`` (BGRA frames, real alpha)."""
+    """True for a sink whose ``wants_alpha`` is true now (BGRA frames, real alpha)."""
     return bool(sink.wants_alpha)
 
 
@@ -141,8 +141,9 @@ class Output:
         proc = work.processor
         self._use(proc.compositor)
         try:
-            out, out_alpha = proc.compose_outputs(work.frame.image, work.alpha,
-                                                  with_alpha=self.alpha_wanted)
+            # Asked per frame: an overlay wants its cut-out only while a page watches.
+            out, out_alpha = proc.compose_outputs(
+                work.frame.image, work.alpha, with_alpha=any(wants_alpha(s) for s in self.sinks))
         except Exception as e:  # noqa: BLE001
             if not live:
                 raise

@@ -8,12 +8,14 @@ WebSocket on the same port, carrying real alpha, so no chroma key is needed::
     ws://127.0.0.1:8765/ws?token=...      the frames
 
 Each frame travels as one binary message: a 12-byte header, the colour as
-JPEG and the alpha deflated (lossless); the page decodes both with the
-browser's own decoders (``createImageBitmap``, ``DecompressionStream``) and
-recombines them with WebGL where a GPU runs it, else on a 2D canvas. At
-1280x720 this encodes in 4-6 ms to about 77 KB; PNG takes 35-64 ms (0.5 MB),
-WebP with alpha 110-150 ms, colour and alpha stacked in one JPEG 9-14 ms,
-for the same decoding time in the browser (``scripts/overlay_encodings.py``).
+JPEG, then the alpha as a one-channel JPEG at quality :data:`ALPHA_QUALITY`;
+the page decodes both with the browser's own decoder (``createImageBitmap``)
+and recombines them with WebGL where a GPU runs it, else on a 2D canvas.
+Measured on the real pipeline's mattes at 1280x720 (``scripts/overlay_size.py``):
+the colour is a median 70 KB and the alpha 45 KB (deflated losslessly, as
+before, it was 161 KB; at half resolution 45 KB too but up to 100 levels off
+at hard edges); the alpha's error is 0.7 levels of 255 on average across
+edges, at most 19, and none where the matte is flat.
 
 Threads: ``write()`` (the daemon's output thread) only checks the frame, copies it
 into a one-frame slot and wakes the encoder; the encoder thread turns the
@@ -57,7 +59,6 @@ import struct
 import termios
 import threading
 import time
-import zlib
 from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
@@ -145,44 +146,62 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-HEADER = struct.Struct("<4sHHI")  # magic, width, height, length of the JPEG
-MAGIC = b"LBG1"
+HEADER = struct.Struct("<4sHHI")  # magic, width, height, length of the colour JPEG
+MAGIC = b"LBG2"
+# Alpha JPEG quality: q90 is 45 KB at 720p with a mean edge error of 0.7/255 (max 19);
+# q85 saves 8 KB for 0.9 (max 25), q95 costs 18 KB more for 0.5 (scripts/overlay_size.py).
+ALPHA_QUALITY = 90
+# JPEG leaves flat areas within a level or two of 0 and 255; the page maps
+# [SNAP, 255 - SNAP] onto [0, 255] so that they are exactly clear and opaque.
+SNAP = 2
+
+
+def _jpeg(image: np.ndarray, quality: int) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise SinkError("overlay: OpenCV cannot encode JPEG")
+    return buf.tobytes()
 
 
 def encode_frame(image: np.ndarray, quality: int) -> bytes:
-    """One overlay message: header, JPEG of the colour, zlib-deflated alpha.
+    """One overlay message: header, JPEG of the colour, one-channel JPEG of the alpha.
 
     ``image`` is BGRA (straight alpha) or BGR (then fully opaque). The alpha
-    is lossless: the soft edges arrive exactly as composed, and a matte that
-    is mostly 0 and 255 deflates to about 20 KB at 1280x720.
+    is encoded at ``max(quality, ALPHA_QUALITY)``.
     """
     h, w = image.shape[:2]
     if image.shape[2] == 4:
         colour = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-        alpha = zlib.compress(cv2.extractChannel(image, 3), 1)
+        alpha = _jpeg(cv2.extractChannel(image, 3), max(int(quality), ALPHA_QUALITY))
     else:
         colour = image
         alpha = _opaque_alpha(w, h)
-    ok, jpeg = cv2.imencode(".jpg", colour, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise SinkError("overlay: OpenCV cannot encode JPEG")
-    return b"".join((HEADER.pack(MAGIC, w, h, len(jpeg)), jpeg.tobytes(), alpha))
+    jpeg = _jpeg(colour, quality)
+    return b"".join((HEADER.pack(MAGIC, w, h, len(jpeg)), jpeg, alpha))
 
 
-def decode_frame(data: bytes) -> np.ndarray:
-    """The inverse of :func:`encode_frame` (BGRA uint8), for tests and tools."""
+def decode_frame(data: bytes, *, snap: bool = True) -> np.ndarray:
+    """The inverse of :func:`encode_frame` (BGRA uint8) as the page draws it, for tests and tools.
+
+    ``snap``: map alpha [SNAP, 255 - SNAP] onto [0, 255] like the page does.
+    """
     magic, w, h, n = HEADER.unpack_from(data)
     if magic != MAGIC:
         raise ValueError("not an overlay frame")
     start = HEADER.size
     colour = cv2.imdecode(np.frombuffer(data, np.uint8, n, start), cv2.IMREAD_COLOR)
-    alpha = np.frombuffer(zlib.decompress(data[start + n:]), np.uint8).reshape(h, w)
+    alpha = cv2.imdecode(np.frombuffer(data, np.uint8, offset=start + n), cv2.IMREAD_GRAYSCALE)
+    if colour is None or alpha is None or alpha.shape != (h, w):
+        raise ValueError("not an overlay frame")
+    if snap:
+        a = (alpha.astype(np.float32) - SNAP) * (255 / (255 - 2 * SNAP))
+        alpha = np.clip(np.rint(a), 0, 255).astype(np.uint8)
     return np.dstack([colour, alpha])
 
 
 @functools.lru_cache(maxsize=4)
 def _opaque_alpha(w: int, h: int) -> bytes:
-    return zlib.compress(np.full((h, w), 255, np.uint8), 1)
+    return _jpeg(np.full((h, w), 255, np.uint8), ALPHA_QUALITY)
 
 
 class _Connection(ServerConnection):
@@ -236,8 +255,10 @@ class _Client:
 class OverlaySink(SinkBase):
     """Serves the latest frame, with alpha, to browser pages over a WebSocket.
 
-    Wants alpha (``wants_alpha``): the daemon hands it BGRA frames with the
-    matte as alpha whatever the background mode. A BGR frame (e.g. a 'camera
+    Wants alpha (``wants_alpha``) while a page is connected: the daemon then
+    hands it BGRA frames with the matte as alpha whatever the background mode;
+    with no page it asks for nothing extra, and ``write`` only counts the frame,
+    so an unwatched overlay costs nothing. A BGR frame (e.g. a 'camera
     unavailable' card) is shown opaque.
 
     Args:
@@ -247,13 +268,11 @@ class OverlaySink(SinkBase):
         port: TCP port; 0 picks a free one (see ``port`` / ``url`` after opening).
         token: the secret in the URL; empty for a random one per start.
         max_fps: most frames per second encoded and sent; extra frames are dropped.
-        quality: JPEG quality 1-100 of the colour (the alpha is lossless).
+        quality: JPEG quality 1-100 of the colour (the alpha: at least ALPHA_QUALITY).
 
     Raises:
         SinkError: the port cannot be bound (in use, no permission).
     """
-
-    wants_alpha = True
 
     def __init__(self, width: int, height: int, fps: float = 30.0, *, host: str = "127.0.0.1",
                  port: int = 8765, token: str = "", max_fps: float = 30.0, quality: int = 80):
@@ -283,6 +302,7 @@ class OverlaySink(SinkBase):
         self._seq = 0
         self._clients: set[_Client] = set()
         self._nclients = 0  # read without the loop by write()
+        self._alpha_promised = False  # what wants_alpha said last
 
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -335,12 +355,23 @@ class OverlaySink(SinkBase):
         """TCP connections open now (pages and requests being read)."""
         return len(self._conns)
 
+    @property
+    def wants_alpha(self) -> bool:
+        """True while a page is connected: only then is a BGRA cut-out worth making."""
+        self._alpha_promised = self._nclients > 0
+        return self._alpha_promised
+
     def write(self, image: np.ndarray) -> None:
         """Hand the frame to the encoder; never waits for it or for clients."""
         check_frame(image, self.size)
         self.frames += 1
         self.last_frame = image
         if not self._nclients:
+            return
+        if image.shape[2] == 3 and not self._alpha_promised:
+            # Composed before the first page connected, without the cut-out: skip
+            # it rather than flash the whole frame; the next one has alpha.
+            self._alpha_promised = True
             return
         now = time.monotonic()
         if now - self._last_accept < self._min_interval:
