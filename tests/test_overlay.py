@@ -82,6 +82,26 @@ def test_frame_carries_colour_and_alpha_clean_where_flat_close_at_edges():
     assert (decode_frame(encode_frame(img[..., :3].copy(), 80))[..., 3] == 255).all()
 
 
+def test_real_matte_frame_is_small_and_its_alpha_close():
+    """The real pipeline's soft matte at 720p: deflated losslessly its alpha was ~150 KB."""
+    from livebg.config import Config
+    from livebg.factory import make_processor
+    from livebg.sinks.overlay import HEADER
+    from livebg.stages.sources import SampleSource
+
+    proc = make_processor(Config(), W, H)
+    src = SampleSource(width=W, height=H, count=None)
+    for i in range(4):
+        image = src.render(8 * i)
+        cutout = proc.compositor.compose_pair(image, proc.alpha(image))[1]
+    data = encode_frame(cutout, 80)
+    alpha_bytes = len(data) - HEADER.size - HEADER.unpack_from(data)[3]
+    assert alpha_bytes < 80_000, f"alpha {alpha_bytes} bytes"
+    a, b = cutout[..., 3].astype(int), decode_frame(data)[..., 3].astype(int)
+    soft = (a > 5) & (a < 250)
+    assert soft.sum() > 1000 and np.abs(b - a)[soft].mean() < 3
+
+
 # -- HTTP / WebSocket access without a browser -----------------------------------------------
 
 
