@@ -114,8 +114,8 @@ class Soak:
                b'{"cmd":"set","key":"background.blur","value":' + b"9" * 400 + b".5}",
                b'{"cmd":"snapshot","path":"/tmp/a\\u0000b.png"}', b'{"cmd":"status","id":NaN}',
                b"\xff\xfe", b"{not json", b"[1,2]", b'{"cmd":"explode"}', b"x" * 70_000,
-               b'{"cmd":"get","key":"nonexist.key"}', b'{"cmd":"set","key":"background.blur",'
-               b'"value":0.6}', b'{"cmd":"status"}']
+               b'{"cmd":"get","key":"nonexist.key"}',
+               b'{"cmd":"set","key":"background.blur","value":0.6}', b'{"cmd":"status"}']
         idle: list[socket.socket] = []
         while not self.stop.is_set():
             try:
