@@ -59,7 +59,10 @@ def _jpeg(a: np.ndarray, q: int) -> bytes:
 def candidates(a: np.ndarray) -> dict[str, tuple[int, np.ndarray]]:
     """name -> (bytes, alpha as the page would get it)."""
     half = cv2.resize(a, (W // 2, H // 2), interpolation=cv2.INTER_AREA)
-    up = lambda x: cv2.resize(x, (W, H), interpolation=cv2.INTER_LINEAR)
+
+    def up(x):
+        return cv2.resize(x, (W, H), interpolation=cv2.INTER_LINEAR)
+
     out = {"deflate (before)": (len(zlib.compress(a, 1)), a),
            "half, deflate": (len(zlib.compress(half, 6)), up(half))}
     for q in (85, 90, 95):

@@ -12,10 +12,11 @@ JPEG, then the alpha as a one-channel JPEG at quality :data:`ALPHA_QUALITY`;
 the page decodes both with the browser's own decoder (``createImageBitmap``)
 and recombines them with WebGL where a GPU runs it, else on a 2D canvas.
 Measured on the real pipeline's mattes at 1280x720 (``scripts/overlay_size.py``):
-the colour is a median 70 KB and the alpha 45 KB (deflated losslessly, as
-before, it was 161 KB; at half resolution 45 KB too but up to 100 levels off
+the colour is a median 69 KB and the alpha 40 KB (deflated losslessly, as
+before, it was 149 KB; at half resolution 41 KB too but up to 114 levels off
 at hard edges); the alpha's error is 0.7 levels of 255 on average across
-edges, at most 19, and none where the matte is flat.
+edges, at most 19, and none where the matte is flat. Chromium receives 108 KB
+a frame.
 
 Threads: ``write()`` (the daemon's output thread) only checks the frame, copies it
 into a one-frame slot and wakes the encoder; the encoder thread turns the
@@ -148,8 +149,8 @@ def _is_loopback(host: str) -> bool:
 
 HEADER = struct.Struct("<4sHHI")  # magic, width, height, length of the colour JPEG
 MAGIC = b"LBG2"
-# Alpha JPEG quality: q90 is 45 KB at 720p with a mean edge error of 0.7/255 (max 19);
-# q85 saves 8 KB for 0.9 (max 25), q95 costs 18 KB more for 0.5 (scripts/overlay_size.py).
+# Alpha JPEG quality: q90 is 40 KB at 720p with a mean edge error of 0.7/255 (max 19);
+# q85 saves 7 KB for 0.9 (max 25), q95 costs 16 KB more for 0.5 (scripts/overlay_size.py).
 ALPHA_QUALITY = 90
 # JPEG leaves flat areas within a level or two of 0 and 255; the page maps
 # [SNAP, 255 - SNAP] onto [0, 255] so that they are exactly clear and opaque.
