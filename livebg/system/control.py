@@ -15,6 +15,14 @@ reply per line, in order, on a connection that may stay open::
 A request may carry an ``"id"``; the reply repeats it. A line longer than
 :data:`MAX_LINE` bytes, invalid JSON, or a request that is not an object gets
 an ``{"ok": false, "error": ...}`` reply; the connection and the daemon go on.
+Strict both ways: NaN and Infinity, numbers of more than :data:`MAX_DIGITS`
+digits or out of range, nesting deeper than :data:`MAX_DEPTH` and NUL
+characters are refused, and every reply is RFC 8259 JSON.
+
+Bounded: at most :data:`MAX_CLIENTS` connections, :data:`MAX_PER_PROCESS` from
+one process; when full the longest-idle one is closed (with a last error
+line) to make room, and a connection without a complete request for
+:data:`IDLE_TIMEOUT` s is closed. Only this user or root may connect.
 
 Commands (:func:`dispatch`):
 
@@ -36,17 +44,22 @@ Commands (:func:`dispatch`):
     "note", "notes"?}.
 ``pause`` / ``resume``
     release the camera and show a "paused" frame / carry on.
-``snapshot`` {"path": "/abs/file.png"}?
-    the latest output as PNG: written by the daemon to ``path`` when given
-    ({"path", "width", "height"}), else inline ({"format": "png", "width",
-    "height", "data": base64}).
+``snapshot`` {"path": "/abs/file.png"}? {"format": "png" | "jpeg"}? {"overwrite": false}?
+    the latest output as PNG or JPEG (by the path's suffix, .png .jpg .jpeg):
+    written by the daemon to ``path`` when given ({"path", "format", "width",
+    "height"}; never over an existing file unless ``overwrite``, never through
+    a link, FIFO or device; a temporary file then a link or rename), else
+    inline ({"format", "width", "height", "data": base64}).
 ``reload``
     re-read the configuration file: {"changed": [...], "notes"?}, or an
     error naming the file, key and allowed values (the old one stays).
 
-One daemon per socket: a lock file next to the socket is held while the
-daemon runs, so a second one stops with one clear line, and a socket file
-left by a daemon that died is replaced.
+One daemon per socket: a lock file next to the socket (opened with
+``O_NOFOLLOW``) is held while the daemon runs, so a second one stops with one
+clear line, and a socket file left by a daemon that died is replaced. Paths
+are checked by :mod:`livebg.system.safepaths`: a ``daemon.socket`` naming
+anything but a socket, or a folder that is a link, another user's or open to
+others, is refused with one line; nothing is deleted or chmod-ed.
 """
 
 from __future__ import annotations
