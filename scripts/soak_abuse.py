@@ -219,9 +219,11 @@ class Soak:
         while not self.stop.is_set():
             i += 1
             name = ("empty.jpg", "text.jpg", "trunc.jpg")[i % 3]
-            r = self.request({"cmd": "set", "key": "background.image", "value": str(d / name)})
+            self.request({"cmd": "set", "key": "background.image", "value": str(d / name)})
+            r = self.request({"cmd": "set", "key": "background.mode", "value": "image"})
             self.count("bad background refused" if r and not r.get("ok") else
                        "bad background accepted?")
+            self.request({"cmd": "set", "key": "background.mode", "value": "blur"})
             target = ("existing.png", "link.png", "fifo.png", "x.txt")[i % 4]
             r = self.request({"cmd": "snapshot", "path": str(d / target)}, timeout=20)
             self.count("bad snapshot refused" if r and not r.get("ok") else
