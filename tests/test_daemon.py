@@ -105,11 +105,15 @@ def test_file_through_daemon_into_file_sink(clip, tmp_path):
     assert "composite_pair" not in d.stats.summary(), "no sink wants alpha: no extra work"
 
 
-def test_blurred_output_and_transparent_overlay_at_once(clip, tmp_path):
+def test_blurred_output_and_transparent_overlay_at_once(clip, tmp_path, monkeypatch):
     """Background blur into PNG frames and the overlay at once: the PNGs are the BGR
     blurred-background output, the overlay gets BGRA frames whose alpha is the matte."""
     from livebg.factory import make_processor
     from livebg.sinks.overlay import OverlaySink
+
+    # As if a page watched (a batch run has no time to connect one): the overlay
+    # asks for its cut-out only then (tests/test_overlay.py shows both cases).
+    monkeypatch.setattr(OverlaySink, "wants_alpha", property(lambda self: True))
 
     n = 8
     out = tmp_path / "frames"
