@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -11,6 +12,9 @@ from pathlib import Path
 log = logging.getLogger("livebg")
 
 EXIT_USAGE = 2
+# `livebg matte` keeps photos at their own size up to this long side (a 24 MP
+# camera's 6000x4000 fits); larger ones are matted scaled down, with a warning.
+MATTE_MAX_SIDE = 8192
 
 
 class UserError(Exception):
@@ -65,7 +69,7 @@ def _overrides(args) -> dict:
         o["refine.mode"] = args.refine
     if getattr(args, "temporal", None):
         o["temporal.mode"] = {"on": "motion"}.get(args.temporal, args.temporal)
-    if getattr(args, "threads", None):
+    if getattr(args, "threads", None) is not None:
         o["model.threads"] = args.threads
     if getattr(args, "overwrite", False):
         o["output.overwrite"] = True
@@ -79,25 +83,44 @@ def load_config(args):
                        _overrides(args))
 
 
-def _add_common(p: argparse.ArgumentParser, *, io: bool = True) -> None:
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n}: must be 1 or more")
+    return n
+
+
+def _add_common(p: argparse.ArgumentParser, *, io: bool = True, frames: bool = True,
+                overwrite: bool = True) -> None:
+    """The common options; ``frames``: those that act on a stream of frames (background,
+    temporal); ``overwrite``: the command writes files."""
     p.add_argument("--config", metavar="PATH", help="configuration file "
                    "(default: $XDG_CONFIG_HOME/livebg/config.yaml when it exists)")
     if io:
         p.add_argument("--input", "-i", metavar="SPEC",
                        help="camera, camera:N, /dev/videoN, sample, or a video/image file")
         p.add_argument("--output", "-o", metavar="SPEC", action="append",
-                       help="virtual, overlay, window, null, FILE.mp4, or DIR/ (a folder for "
-                       "PNG frames: trailing /); repeat for several")
-    p.add_argument("--background", "-b", metavar="SPEC",
-                   help="blur, blur:0.8, none, transparent, #rrggbb, or an image/video file")
+                       help="virtual, overlay, window, null, FILE.mp4 (.avi .mkv .mov), or "
+                       "DIR/ (a folder for PNG frames: trailing /; its parent folder must "
+                       "exist); repeat for several")
+    if frames:
+        p.add_argument("--background", "-b", metavar="SPEC",
+                       help="blur, blur:0.8, none, transparent, #rrggbb, or an image/video file")
     p.add_argument("--model", "-m", choices=("auto", "landscape", "square"))
     p.add_argument("--refine", metavar="MODE", help="matte refinement (see `refine.mode`)")
-    p.add_argument("--temporal", choices=("on", "off", "motion"),
-                   help="temporal stage on (motion) or off (see `temporal.mode`)")
-    p.add_argument("--threads", type=int, metavar="N", help="net threads on the CPU")
+    if frames:
+        p.add_argument("--temporal", choices=("on", "off", "motion"),
+                       help="temporal stage on (motion) or off (see `temporal.mode`)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="net threads on the CPU, 1 to 64 (see `model.threads`)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override any configuration key, e.g. background.blur=0.8")
-    p.add_argument("--overwrite", action="store_true", help="allow replacing existing files")
+    if overwrite:
+        p.add_argument("--overwrite", action="store_true", help="allow replacing existing files")
 
 
 def cmd_run(args) -> int:
@@ -131,12 +154,26 @@ def cmd_run(args) -> int:
     config_path = Path(args.config) if getattr(args, "config", None) else None
     cfg = load_config(args)
     _setup_logging(cfg.log.level)
+    _warn_alpha_lost(cfg)
     daemon = Daemon(cfg, config_path=config_path, overrides=overrides,
                     realtime=True if args.realtime else None, max_frames=args.frames)
     holder["daemon"] = daemon
     if stop.is_set():
         return 0
     return daemon.run()
+
+
+def _warn_alpha_lost(cfg) -> None:
+    """``background.mode: transparent`` into a video file: say the alpha becomes black."""
+    from livebg.sinks.files import VIDEO_SUFFIXES
+
+    if cfg.background.mode != "transparent":
+        return
+    for spec in cfg.output.sinks:
+        if Path(spec).suffix.lower() in VIDEO_SUFFIXES:
+            log.warning("%s keeps no transparency: the background becomes black there; for "
+                        "alpha write a PNG folder (--output DIR/) or a .webm/.mov with "
+                        "`livebg process`", spec)
 
 
 def cmd_ctl(args) -> int:
@@ -261,6 +298,83 @@ def _free_name(path: Path) -> Path:
     return candidate
 
 
+def make_out_folder(folder: Path, flag: str) -> Path:
+    """Create ``folder`` (only its last level: a typo in a parent is an error) and check that
+    files can be written in it; UserError saying which folder and why otherwise."""
+    from livebg.sinks.base import SinkError
+    from livebg.sinks.files import writable_folder
+
+    folder = Path(folder)
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise UserError(f"{flag} {folder}: not a folder (give a folder; a file of that name exists)")
+    try:
+        if not folder.is_dir():
+            writable_folder(folder.parent if str(folder.parent) else Path("."), f"{flag} {folder}")
+            folder.mkdir()
+        writable_folder(folder, f"{flag} {folder}")
+    except SinkError as e:
+        raise UserError(str(e)) from None
+    except OSError as e:
+        raise UserError(f"{flag} {folder}: cannot create the folder ({e.strerror})") from None
+    return folder
+
+
+def _kernels_compiled() -> bool:
+    """True when numba's cache holds the compositor's kernels (a later run starts at once)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("livebg.stages.compose.kernels")
+    cache = Path(spec.origin).parent / "__pycache__" if spec and spec.origin else None
+    return bool(cache and any(cache.glob("kernels.*.nbi")))
+
+
+class _Grab:
+    """A sink that keeps frame number ``index`` of a batch run (the demo's still).
+
+    With ``wants_alpha`` the engine hands it the BGRA cut-out, whose alpha is the matte.
+    """
+
+    def __init__(self, width: int, height: int, index: int, alpha: bool):
+        self.size = (width, height)
+        self.index = index
+        self.wants_alpha = alpha
+        self.count = 0
+        self.image = None
+
+    def write(self, image) -> None:
+        if self.count == self.index:
+            self.image = image.copy()
+        self.count += 1
+
+    def close(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        return "still"
+
+
+def _progress(daemon, total: int, first_run: bool):
+    """A thread drawing a progress bar of ``daemon``'s frames on stderr; returns (thread, stop)."""
+    import threading
+
+    from tqdm import tqdm
+
+    done = threading.Event()
+
+    def run():
+        with tqdm(total=total, unit="frame", leave=False, file=sys.stderr,
+                  desc="compiling kernels" if first_run else "starting") as bar:
+            while not done.wait(0.25):
+                n = daemon.stats.frames
+                if n and bar.n == 0:
+                    bar.set_description("processing")
+                bar.update(n - bar.n)
+
+    t = threading.Thread(target=run, name="livebg-progress", daemon=True)
+    t.start()
+    return t, done
+
+
 def cmd_demo(args) -> int:
     """The built-in sample through the daemon (as a batch) into a video and a side-by-side PNG."""
     import cv2
@@ -268,36 +382,51 @@ def cmd_demo(args) -> int:
 
     from livebg.config import set_value
     from livebg.engine.daemon import Daemon
-    from livebg.sinks.base import to_bgr
-    from livebg.sinks.files import VideoFileSink
+    from livebg.sinks.files import VideoFileSink, write_file
     from livebg.stages.sources import SampleSource
 
     cfg = set_value(load_config(args), "input", "sample")
     _setup_logging(cfg.log.level)
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = make_out_folder(Path(args.out), "--out")
     video = _free_name(out_dir / "livebg-demo.mp4")
     still = _free_name(out_dir / "livebg-demo.png")
     source = SampleSource(width=args.width, height=args.height, fps=30, count=args.frames)
-    daemon = Daemon(cfg, realtime=False, control=False, watch_config=False,
-                    source_factory=lambda _cfg, _live: source,
-                    sink_factory=lambda _cfg, w, h, fps: [VideoFileSink(video, w, h, fps)])
-    daemon.run()
-    # The side-by-side still: input | matte | output, at the middle of the clip.
-    processor = daemon.processor
-    processor.reset()
-    image = source.render(args.frames // 2)
-    alpha = processor.alpha(image)
-    output = processor.compose(image, alpha)
+    # The still is a frame of the clip itself, in the middle (warm temporal state,
+    # as every other frame of the video), not a frame processed afresh.
+    grabs: list[_Grab] = []
 
-    matte = cv2.cvtColor((alpha * 255 + 0.5).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+    def sinks(_cfg, w, h, fps):
+        grabs[:] = [_Grab(w, h, args.frames // 2, False), _Grab(w, h, args.frames // 2, True)]
+        return [VideoFileSink(video, w, h, fps), *grabs]
+
+    daemon = Daemon(cfg, realtime=False, control=False, watch_config=False,
+                    source_factory=lambda _cfg, _live: source, sink_factory=sinks)
+    first_run = not _kernels_compiled()
+    print(f"livebg demo: {args.frames} frames at {args.width}x{args.height}"
+          + ("; preparing the compiled kernels once first (about 30 s; later runs skip this)"
+             if first_run else ""), file=sys.stderr)
+    t0 = time.perf_counter()
+    bar, done = _progress(daemon, args.frames, first_run)
+    try:
+        daemon.run()
+    finally:
+        done.set()
+        bar.join(2)
+    wall = time.perf_counter() - t0
+    image = source.render(args.frames // 2)
+    output, cutout = grabs[0].image, grabs[1].image
+    matte = cv2.cvtColor(cutout[..., 3], cv2.COLOR_GRAY2BGR)
+    from livebg.sinks.base import to_bgr
+
     panel = np.hstack([image, matte, to_bgr(output)])
     panel = cv2.resize(panel, (panel.shape[1] // 2, panel.shape[0] // 2),
                        interpolation=cv2.INTER_AREA)
-    cv2.imwrite(str(still), panel)
-    print(f"video: {video} ({daemon.stats.frames} frames, {source.width}x{source.height})")
-    print(f"still: {still} (input | matte | output)")
-    print(f"speed: {daemon.stats.fps():.1f} frames/s end to end on this machine")
+    write_file(still, cv2.imencode(".png", panel)[1].tobytes())
+    frames = daemon.stats.frames
+    print(f"video: {video} ({frames} frames, {source.width}x{source.height})")
+    print(f"still: {still} (input | matte | output, frame {args.frames // 2} of the clip)")
+    print(f"speed: {frames / wall:.1f} frames/s for the whole clip ({frames} frames in "
+          f"{wall:.1f} s, start-up included); {daemon.stats.fps():.1f} frames/s once running")
     return 0
 
 
@@ -324,33 +453,68 @@ def _list_images(inputs: list[str]) -> list[Path]:
     return files
 
 
+def _matte_targets(files: list[Path], out: Path, cutout: bool,
+                   overwrite: bool) -> list[tuple[Path, ...]]:
+    """(input, matte path[, cut-out path]) per file, every name checked before anything is
+    written: no two outputs share a name, none is an input (not even with --overwrite), and
+    none exists (a dangling symlink counts) unless ``overwrite``."""
+    plan = [(f, out / f"{f.stem}.png") + ((out / f"{f.stem}_cutout.png",) if cutout else ())
+            for f in files]
+    seen: dict[Path, Path] = {}
+    inputs = {Path(os.path.realpath(f)): f for f in files}
+    for f, *targets in plan:
+        for t in targets:
+            if t in seen:
+                raise UserError(f"{seen[t]} and {f} would both write {t}: rename one, "
+                                "or run them separately")
+            seen[t] = f
+            real = Path(os.path.realpath(t))
+            if real in inputs:
+                raise UserError(f"{t} is the input {inputs[real]}: the matte would replace it; "
+                                "choose another --out folder")
+    taken = [t for t in seen if os.path.lexists(t)]
+    if taken and not overwrite:
+        what = "is a symlink" if os.path.islink(taken[0]) else "exists"
+        raise UserError(f"{taken[0]} {what} ({len(taken)} file(s) would be replaced): "
+                        "use another --out folder or pass --overwrite")
+    return plan
+
+
 def cmd_matte(args) -> int:
-    """One 8-bit alpha PNG per image, same stem and size; --cutout adds RGBA PNGs."""
+    """One 8-bit alpha PNG per image, same stem and size; --cutout adds RGBA PNGs.
+
+    A file that cannot be read is skipped with one line and the others are done;
+    the exit status is then 1.
+    """
     import cv2
     import numpy as np
 
     from livebg.factory import make_compositor, make_refiner, make_segmenter
     from livebg.processor import Processor
+    from livebg.sinks.base import SinkError
+    from livebg.sinks.files import write_file
     from livebg.stages.segment import pick_model
-    from livebg.stages.sources import read_image
+    from livebg.stages.sources import SourceError, read_image
 
     cfg = load_config(args)
     _setup_logging(cfg.log.level)
     files = _list_images(args.inputs)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    targets = [out / f"{f.stem}.png" for f in files]
-    if args.cutout:
-        targets += [out / f"{f.stem}_cutout.png" for f in files]
-    taken = [t for t in targets if t.exists()]
-    if taken and not cfg.output.overwrite:
-        raise UserError(f"{taken[0]} exists ({len(taken)} file(s) would be replaced): "
-                        "use another --out folder or pass --overwrite")
+    if os.path.lexists(out) and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder: give a folder for the mattes")
+    plan = _matte_targets(files, out, args.cutout, cfg.output.overwrite)
+    make_out_folder(out, "--out")
     processors: dict[str, Processor] = {}  # one per net (the net depends on the photo's shape)
     refiner, compositor = make_refiner(cfg), make_compositor(cfg)
+    skipped = 0
     t0 = time.perf_counter()
-    for f in files:
-        image = read_image(f)
+    for f, matte_path, *cutout_path in plan:
+        try:
+            image = read_image(f, max_side=MATTE_MAX_SIDE)
+        except SourceError as e:
+            print(f"livebg: skipped: {e}", file=sys.stderr)
+            skipped += 1
+            continue
         h, w = image.shape[:2]
         name = pick_model(cfg.model.name, w, h)
         if name not in processors:
@@ -359,12 +523,20 @@ def cmd_matte(args) -> int:
         processor.reset()  # photos are independent: no state from the previous one
         alpha = processor.alpha(image)
         a8 = (np.clip(alpha, 0, 1) * 255 + 0.5).astype(np.uint8)
-        cv2.imwrite(str(out / f"{f.stem}.png"), a8)
-        if args.cutout:
-            cv2.imwrite(str(out / f"{f.stem}_cutout.png"), np.dstack([image, a8]))
+        try:
+            write_file(matte_path, cv2.imencode(".png", a8)[1].tobytes(),
+                       overwrite=cfg.output.overwrite)
+            if cutout_path:
+                write_file(cutout_path[0], cv2.imencode(".png", np.dstack([image, a8]))[1]
+                           .tobytes(), overwrite=cfg.output.overwrite)
+        except SinkError as e:
+            raise UserError(str(e)) from None
+    done = len(files) - skipped
     dt = time.perf_counter() - t0
-    print(f"{len(files)} matte(s) written to {out} ({dt / len(files) * 1e3:.0f} ms each)")
-    return 0
+    print(f"{done} matte(s) written to {out}"
+          + (f" ({dt / done * 1e3:.0f} ms each)" if done else "")
+          + (f"; {skipped} file(s) skipped" if skipped else ""))
+    return 1 if skipped else 0
 
 
 def cmd_bench(args) -> int:
@@ -382,10 +554,25 @@ def cmd_eval(args) -> int:
 
     cfg = load_config(args)
     _setup_logging("warning")
+    overwrite = cfg.output.overwrite
+    out = Path(args.out)
+    taken = [t for t in (out / "eval.json", out / "eval.png") if os.path.lexists(t)]
+    if taken and not overwrite:
+        raise UserError(f"{taken[0]} exists: use another --out folder or pass --overwrite")
+    if args.save_alpha and not overwrite and Path(args.save_alpha).is_dir() and any(
+            Path(args.save_alpha).rglob("*.png")):
+        raise UserError(f"--save-alpha {args.save_alpha} already holds PNG files: choose an "
+                        "empty folder or pass --overwrite")
+    make_out_folder(out, "--out")
+    from livebg.sinks.base import SinkError
+
     try:
-        return evaluate.main(cfg, args.data, out=args.out, limit=args.limit,
-                             save_alpha=args.save_alpha, progress=not args.quiet)
+        return evaluate.main(cfg, args.data, out=out, limit=args.limit,
+                             save_alpha=args.save_alpha, progress=not args.quiet,
+                             overwrite=overwrite)
     except evaluate.DatasetError as e:
+        raise UserError(str(e)) from None
+    except SinkError as e:
         raise UserError(str(e)) from None
 
 
@@ -400,14 +587,26 @@ def cmd_clips(args) -> int:
         raise UserError(f"--size {args.size!r}: use WIDTHxHEIGHT, e.g. 640x360") from None
     from tqdm import tqdm
 
+    out = Path(args.out)
+    old = sorted(d.name for d in out.glob("*/meta.json")) if out.is_dir() else []
+    if old and not args.overwrite:
+        raise UserError(f"{out} already holds {len(old)} clip(s) ({old[0]}, ...): choose an "
+                        "empty folder or pass --overwrite")
+    make_out_folder(out, "OUT")
     try:
         made = clips.generate_clips(args.data, n_clips=args.n, size=(w, h), seed=args.seed,
                                     backgrounds=args.backgrounds, jpeg_quality=args.jpeg,
                                     n_still=args.still, n_move=args.move, n_still_end=args.still)
-        dirs = [clips.write_clip(c, Path(args.out) / c.name)
-                for c in tqdm(made, total=args.n, unit="clip", leave=False)]
+        dirs = []
+        for c in tqdm(made, total=args.n, unit="clip", leave=False):
+            if os.path.lexists(out / c.name) and not args.overwrite:
+                raise UserError(f"{out / c.name} exists: choose an empty folder or pass "
+                                "--overwrite")
+            dirs.append(clips.write_clip(c, out / c.name))
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
+    except OSError as e:
+        raise UserError(f"{out}: cannot write the clips ({e.strerror or e})") from None
     print(f"{len(dirs)} clip(s) of {2 * args.still + args.move} frames at {w}x{h} written "
           f"to {args.out}; score them with `livebg eval {args.out}`")
     return 0
@@ -441,7 +640,9 @@ def _add_daemon_commands(sub) -> None:
     """run, ctl, doctor: the daemon and what talks to it."""
     p = sub.add_parser("run", help="camera to virtual camera (the daemon)")
     _add_common(p)
-    p.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
+    p.add_argument("--frames", type=positive_int, metavar="N",
+                   help="stop after N frames (default: at the end of a file input, never for "
+                   "a camera)")
     p.add_argument("--realtime", action="store_true",
                    help="treat a file input like a camera: paced to its frame rate, looped, "
                    "newest frame wins (automatic for cameras and virtual, window or overlay "
@@ -474,23 +675,31 @@ def _add_batch_commands(sub) -> None:
     _add_common(p, io=False)
     p.add_argument("--out", default="livebg-demo", metavar="DIR",
                    help="folder for the results (default: ./livebg-demo)")
-    p.add_argument("--frames", type=int, default=120, metavar="N")
-    p.add_argument("--width", type=int, default=1280)
-    p.add_argument("--height", type=int, default=720)
+    p.add_argument("--frames", type=positive_int, default=120, metavar="N",
+                   help="length of the clip in frames (default 120: 4 s at 30 frames/s)")
+    p.add_argument("--width", type=positive_int, default=1280, metavar="PIXELS",
+                   help="frame width (default 1280)")
+    p.add_argument("--height", type=positive_int, default=720, metavar="PIXELS",
+                   help="frame height (default 720)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("matte", help="alpha PNGs for photos (batch cut-outs)")
-    _add_common(p, io=False)
+    _add_common(p, io=False, frames=False)
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for the alpha PNGs")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="folder for the alpha PNGs (created if its parent exists); never one "
+                   "of the inputs")
     p.add_argument("--cutout", action="store_true", help="also write STEM_cutout.png (RGBA)")
     p.set_defaults(func=cmd_matte)
 
     p = sub.add_parser("bench", help="per-stage milliseconds and throughput at 1280x720")
-    _add_common(p, io=False)
-    p.add_argument("--frames", type=int, default=300, metavar="N")
-    p.add_argument("--width", type=int, default=1280)
-    p.add_argument("--height", type=int, default=720)
+    _add_common(p, io=False, overwrite=False)
+    p.add_argument("--frames", type=positive_int, default=300, metavar="N",
+                   help="frames to time (default 300)")
+    p.add_argument("--width", type=positive_int, default=1280, metavar="PIXELS",
+                   help="frame width (default 1280)")
+    p.add_argument("--height", type=positive_int, default=720, metavar="PIXELS",
+                   help="frame height (default 720)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--paced", type=float, default=10.0, metavar="SECONDS",
                    help="also run the daemon paced at 30 frames/s like a camera for this long "
@@ -526,6 +735,8 @@ def _add_batch_commands(sub) -> None:
                    help="frames of motion (default 30)")
     p.add_argument("--backgrounds", metavar="PATH",
                    help="background image or folder (default: the package's scenes)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow replacing clips that exist in OUT")
     p.set_defaults(func=cmd_clips)
 
     p = sub.add_parser("tray", help="tray icon and settings window (needs livebg[tray])")
@@ -535,17 +746,30 @@ def _add_batch_commands(sub) -> None:
 
 
 
+def _quiet_pipe() -> int:
+    """``livebg eval | head``: the reader has gone. No traceback, and no second error when
+    Python flushes stdout at exit; status 1, as the output is incomplete."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     from livebg.config import ConfigError
     from livebg.system.control import AlreadyRunning
     from livebg.system.safepaths import UnsafePath
     from livebg.stages.segment import ModelError
     from livebg.sinks.base import SinkError
+    from livebg.stages.compose.backgrounds import BackgroundError
     from livebg.stages.sources import SourceError
 
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except BrokenPipeError:  # `livebg run --help | head`
+        return _quiet_pipe()
     try:
         rc = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below
         if argv is None and args.func is cmd_run:
             # The daemon released everything (camera, sinks, socket). Exiting would
             # then run the cyclic collector over numba's and ONNX Runtime's objects:
@@ -555,8 +779,10 @@ def main(argv: list[str] | None = None) -> int:
             gc.freeze()
         return rc
     except (UserError, ConfigError, SourceError, SinkError, ModelError, AlreadyRunning,
-            UnsafePath) as e:
-        print(f"livebg: error: {e}", file=sys.stderr)
+            UnsafePath, BackgroundError) as e:
+        print(f"livebg: error: {' '.join(str(e).split())}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        return _quiet_pipe()
     except KeyboardInterrupt:
         return 130

@@ -16,8 +16,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import errno
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,17 @@ from livebg.sinks.names import SinkNameError, sink_kind
 
 class ConfigError(ValueError):
     """A configuration problem, with a one-line message that says what to do."""
+
+
+# A configuration file is a few kB (default.yaml, every option documented, is 5 kB);
+# anything beyond this is the wrong file, and parsing 50 MB stalls for 10-26 s.
+MAX_CONFIG_BYTES = 1 << 20
+# The schema nests two levels; YAML's composer recurses per level (2,000 nested
+# `[` overflow Python's stack).
+MAX_DEPTH = 20
+# The longest number any option takes is a few digits; Python refuses ints of
+# more than 4,300 digits and a 400-digit float is inf.
+MAX_NUMBER_CHARS = 40
 
 
 def _opt(default: Any, help: str, *, choices: tuple | None = None,
@@ -168,6 +181,22 @@ def parse_color(text: str) -> tuple[int, int, int]:
     return (b, g, r)
 
 
+def yaml_text(value: Any, limit: int = 60) -> str:
+    """``value`` written as in YAML (``true``, ``null``, ``'text'``, ``[a, b]``), shortened."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif value is None:
+        text = "null"
+    elif isinstance(value, list):
+        text = "[" + ", ".join(yaml_text(v, limit) for v in value[:20]) + "]"
+    elif isinstance(value, dict):
+        text = "{" + ", ".join(f"{yaml_text(k, limit)}: {yaml_text(v, limit)}"
+                               for k, v in list(value.items())[:20]) + "}"
+    else:
+        text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _allowed(f: dataclasses.Field) -> str:
     m = f.metadata
     if m.get("choices"):
@@ -191,7 +220,10 @@ def _check_value(f: dataclasses.Field, value: Any, where: str) -> Any:
     """Validate one leaf value; returns it converted (e.g. int -> float)."""
     default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
     m = f.metadata
-    bad = ConfigError(f"{where} = {value!r}: must be {_allowed(f)}")
+    if value is None and not isinstance(default, (bool, list)):
+        raise ConfigError(f"{where} is empty: must be {_allowed(f)} (in YAML `#` starts a "
+                          "comment, so quote a value that begins with it: '#00b140')")
+    bad = ConfigError(f"{where} = {yaml_text(value)}: must be {_allowed(f)}")
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise bad
@@ -351,24 +383,129 @@ def runtime_dir() -> Path:
     return Path(f"/tmp/livebg-{uid}")
 
 
-def load_file(path: Path, base: Config | None = None) -> Config:
-    """``base`` (defaults when None) overlaid with the YAML file at ``path``.
+class _Refused(yaml.MarkedYAMLError):
+    """YAML that parses but that no configuration is: a key twice, deep nesting, huge numbers."""
 
-    Raises:
-        ConfigError: unreadable file, YAML syntax error, unknown key, bad value.
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate keys, nesting deeper than
+    ``MAX_DEPTH`` and numbers longer than ``MAX_NUMBER_CHARS`` (one line each)."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Refused(problem=f"nested more than {MAX_DEPTH} levels deep",
+                               problem_mark=self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        seen: set = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = key_node.value
+            if key in seen:
+                raise _Refused(problem=f"key {key!r} is given twice (keep one)",
+                               problem_mark=key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+    def _number(self, node, construct):
+        if len(node.value) > MAX_NUMBER_CHARS:
+            raise _Refused(problem=f"a number of {len(node.value)} characters is too long "
+                           "for any option", problem_mark=node.start_mark)
+        return construct(self, node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int",
+                        lambda ld, n: ld._number(n, yaml.SafeLoader.construct_yaml_int))
+_Loader.add_constructor("tag:yaml.org,2002:float",
+                        lambda ld, n: ld._number(n, yaml.SafeLoader.construct_yaml_float))
+
+
+def read_config_text(path: Path) -> str:
+    """The text of the configuration file at ``path``, checked before it is parsed.
+
+    Refuses, each as one ConfigError line: a missing file, a dangling symlink,
+    a symlink loop, a folder, anything but a regular file (a device such as
+    /dev/zero, a FIFO: opened without blocking), a file over
+    ``MAX_CONFIG_BYTES``, and bytes that are not UTF-8 (naming the line).
     """
-    cfg = copy.deepcopy(base) if base is not None else Config()
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            why = "a symlink loop"
+        elif e.errno == errno.ENOENT and os.path.islink(path):
+            why = f"a symlink to {os.readlink(path)}, which does not exist"
+        else:
+            why = e.strerror
+        raise ConfigError(f"{path}: cannot read the configuration ({why})") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise ConfigError(f"{path} is a folder, not a configuration file")
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{path} is not a regular file (a device or a pipe?): "
+                              "point livebg at a YAML file")
+        if st.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path} is {st.st_size / 2**20:.1f} MB; a configuration file is "
+                              f"at most {MAX_CONFIG_BYTES // 2**20} MB: is it the right file?")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as e:
         raise ConfigError(f"{path}: cannot read the configuration ({e.strerror})") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path} is over {MAX_CONFIG_BYTES // 2**20} MB: is it the right file?")
     try:
-        data = yaml.safe_load(text)
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: line {line}: byte 0x{data[e.start]:02x} is not UTF-8 text: "
+                          "save the file as UTF-8") from None
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """YAML ``text`` -> Python data through :class:`_Loader`; every problem is one ConfigError."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
+    except _Refused as e:
+        raise ConfigError(f"{source}: line {e.problem_mark.line + 1}: {e.problem}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark else ""
         problem = getattr(e, "problem", None) or "syntax error"
-        raise ConfigError(f"{path}: not valid YAML{line}: {problem}") from None
+        raise ConfigError(f"{source}: not valid YAML{line}: {problem}") from None
+    except (RecursionError, ValueError, OverflowError, MemoryError) as e:
+        raise ConfigError(f"{source}: not a usable configuration ({type(e).__name__})") from None
+
+
+def load_file(path: Path, base: Config | None = None, *, empty_ok: bool = True) -> Config:
+    """``base`` (defaults when None) overlaid with the YAML file at ``path``.
+
+    Args:
+        empty_ok: an empty file (no bytes, or only white space) means the
+            defaults; False makes it an error (a reload: an editor that is
+            saving leaves the file empty for a moment). A file of comments
+            only always means the defaults.
+
+    Raises:
+        ConfigError: unreadable or unusable file (see :func:`read_config_text`),
+            YAML syntax error, duplicate key, unknown key, bad value.
+    """
+    cfg = copy.deepcopy(base) if base is not None else Config()
+    text = read_config_text(Path(path))
+    if not text.strip() and not empty_ok:
+        raise ConfigError(f"{path} is empty (being saved?); write a comment in it to mean "
+                          "the defaults")
+    data = parse_yaml(text, str(path))
     if data is None:
         return cfg
     _merge(cfg, data, str(path))
@@ -376,19 +513,23 @@ def load_file(path: Path, base: Config | None = None) -> Config:
     return cfg
 
 
-def load(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+def load(path: Path | None = None, overrides: dict[str, Any] | None = None, *,
+         empty_ok: bool = True) -> Config:
     """Defaults, then ``path`` (or the user's file when it exists), then overrides.
 
-    An explicit ``path`` that does not exist is an error; a missing user file
-    is not (the defaults apply).
+    The overrides are set together (:func:`set_values`), so keys that depend
+    on each other (``background.mode`` and ``background.image``) hold. An
+    explicit ``path`` that does not exist is an error; a missing user file is
+    not (the defaults apply), but one that is there and unusable (a folder, a
+    dangling symlink) is. ``empty_ok``: see :func:`load_file`.
     """
     cfg = Config()
     if path is not None:
-        if not Path(path).is_file():
+        if not os.path.lexists(path):
             raise ConfigError(f"{path}: no such configuration file")
-        cfg = load_file(Path(path), cfg)
-    elif user_config_path().is_file():
-        cfg = load_file(user_config_path(), cfg)
+        cfg = load_file(Path(path), cfg, empty_ok=empty_ok)
+    elif os.path.lexists(user_config_path()):
+        cfg = load_file(user_config_path(), cfg, empty_ok=empty_ok)
     return set_values(cfg, overrides or {})
 
 

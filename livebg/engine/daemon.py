@@ -234,7 +234,7 @@ class Daemon:
         if not sinks_free:
             log.warning("a sink is still writing: left open")
         elif self.output is not None:
-            self.output.close()
+            self.errors.extend(self.output.close())
         else:
             for s in self.sinks:
                 s.close()

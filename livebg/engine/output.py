@@ -83,13 +83,17 @@ class Output:
         else:
             self.write(self.card("starting"))
 
-    def close(self) -> None:
-        """Close every sink; call only once the output thread has ended."""
+    def close(self) -> list[Exception]:
+        """Close every sink; call only once the output thread has ended. Returns what
+        failed (a video file found incomplete: the run failed)."""
+        failed = []
         for s in self.sinks:
             try:
                 s.close()
             except Exception as e:  # noqa: BLE001 - close the others anyway
                 log.warning("closing %s: %s", s.describe(), e)
+                failed.append(e)
+        return failed
 
     def _use(self, compositor) -> None:
         """Note the compositor of this frame; close the one it replaced (a video background).

@@ -45,13 +45,14 @@ class ConfigFile:
         self._pending_since = 0.0
 
     def load(self) -> Config:
-        """Defaults, the file, then the overrides. Raises ConfigError."""
-        cfg = Config()
-        if self.path.is_file() or self.explicit:
-            cfg = config_mod.load_file(self.path, cfg)
-        for key, value in self.overrides.items():
-            cfg = config_mod.set_value(cfg, key, value)
-        return cfg
+        """Defaults, the file, then the overrides, through the same loader as the first load
+        (overrides set together, so ``--background beach.jpg`` holds on every reload).
+
+        Raises ConfigError, also for a file left empty (an editor saving it):
+        the caller keeps the configuration it has.
+        """
+        return config_mod.load(self.path if self.explicit else None, self.overrides,
+                               empty_ok=False)
 
     def _stat(self) -> tuple | None:
         try:

@@ -171,6 +171,12 @@ def _progress(total: int, desc: str, enabled: bool):
                 dynamic_ncols=True)
 
 
+def _median(values) -> float:
+    v = np.asarray([x for x in values if x is not None], dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return float(np.median(v)) if v.size else math.nan
+
+
 def _mean(values) -> float:
     v = np.array([x for x in values if x is not None], dtype=np.float64)
     v = v[np.isfinite(v)]
@@ -331,7 +337,7 @@ def format_table(result: EvalResult, *, max_rows: int | None = None) -> str:
     rows = result.items
     if max_rows is not None and len(rows) > max_rows:
         rows = sorted(rows, key=lambda r: r["boundary_iou"])[:max_rows]
-    width = max([len(r["name"]) for r in rows] + [len("mean"), 8])
+    width = max([len(r["name"]) for r in rows] + [len("median"), 8])
 
     def cell(k, v):
         fmt, scale = _COLUMNS[k][1], _COLUMNS[k][2]
@@ -344,7 +350,12 @@ def format_table(result: EvalResult, *, max_rows: int | None = None) -> str:
     for r in rows:
         lines.append(r["name"].ljust(width) + " " + " ".join(cell(k, r.get(k)) for k in keys))
     lines.append("-" * len(head))
-    lines.append("mean".ljust(width) + " " + " ".join(cell(k, result.summary[k]) for k in keys))
+    # ms: the mean would be the first item's compile time spread over all; a median only
+    lines.append("mean".ljust(width) + " " + " ".join(
+        cell(k, None if k == "ms" else result.summary[k]) for k in keys))
+    lines.append("median".ljust(width) + " " + " ".join(
+        cell(k, result.summary[k] if k == "ms" else _median(r.get(k) for r in result.items))
+        for k in keys))
     s = result.settings
     lines.append(f"{result.summary['items']} {result.kind}, {result.summary['frames']} frames; "
                  f"model {s.get('model', '?')}, refine {s.get('refine', '?')}, "
@@ -357,18 +368,24 @@ def format_table(result: EvalResult, *, max_rows: int | None = None) -> str:
     return "\n".join(lines)
 
 
-def write_json(result: EvalResult, path: str | Path) -> Path:
+def write_json(result: EvalResult, path: str | Path, *, overwrite: bool = True) -> Path:
+    """The result as JSON at ``path`` (whole or not at all; an existing file is replaced
+    only with ``overwrite``)."""
+    from livebg.sinks.files import write_file
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result.to_json(), indent=1))
+    write_file(path, json.dumps(result.to_json(), indent=1).encode(), overwrite=overwrite)
     return path
 
 
 
 def main(cfg, data: str | Path, *, out: str | Path = "livebg-eval", limit: int | None = None,
-         save_alpha: str | Path | None = None, progress: bool = True) -> int:
+         save_alpha: str | Path | None = None, progress: bool = True,
+         overwrite: bool = False) -> int:
     """``livebg eval``: evaluate with the configured pipeline, print the table, write
-    ``OUT/eval.json`` and (with matplotlib, ``livebg[plot]``) ``OUT/eval.png``."""
+    ``OUT/eval.json`` and (with matplotlib, ``livebg[plot]``) ``OUT/eval.png``; existing
+    files are replaced only with ``overwrite`` (SinkError otherwise)."""
     from livebg.factory import make_processor
     from livebg.stages.segment import pick_model
 
@@ -386,11 +403,11 @@ def main(cfg, data: str | Path, *, out: str | Path = "livebg-eval", limit: int |
         result.settings["model"] = ", ".join(sorted(models))
     print(format_table(result, max_rows=None if result.kind == "clips" else 20))
     out = Path(out)
-    print(f"json:   {write_json(result, out / 'eval.json')}")
+    print(f"json:   {write_json(result, out / 'eval.json', overwrite=overwrite)}")
     from livebg.eval import report
 
     if report.available():
-        print(f"report: {report.write_report(result, out / 'eval.png')}")
+        print(f"report: {report.write_report(result, out / 'eval.png', overwrite=overwrite)}")
     else:
         print(f"report: skipped: {report.INSTALL_HINT}")
     if save_alpha is not None:

@@ -59,9 +59,14 @@ def _fmt(v, scale=1.0, digits=3) -> str:
     return "-" if v is None or not math.isfinite(v) else f"{v * scale:.{digits}f}"
 
 
-def write_report(result, path: str | Path, *, dpi: int = 100) -> Path:
-    """Draw the report of an :class:`~livebg.eval.evaluate.EvalResult` to a PNG file."""
+def write_report(result, path: str | Path, *, dpi: int = 100, overwrite: bool = True) -> Path:
+    """Draw the report of an :class:`~livebg.eval.evaluate.EvalResult` to a PNG file
+    (whole or not at all; an existing file is replaced only with ``overwrite``)."""
+    import io
+
     import matplotlib
+
+    from livebg.sinks.files import write_file
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -84,8 +89,10 @@ def write_report(result, path: str | Path, *, dpi: int = 100) -> Path:
     else:
         _plot_clip_scores(fig, grid, items)
     _plot_worst(fig, grid, worst, ncols, n_top)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
+    write_file(path, buf.getvalue(), overwrite=overwrite)
     return path
 
 
@@ -126,11 +133,18 @@ def _plot_per_item(fig, grid, result, ncols: int) -> None:
 
 def _plot_band_errors(fig, grid, items, ncols: int) -> None:
     """Photos: a histogram of the MAE in the boundary band."""
-    ax = fig.add_subplot(grid[0, ncols:])
+    band_histogram(fig.add_subplot(grid[0, ncols:]), items)
+
+
+def band_histogram(ax, items: list[dict]) -> None:
+    """Histogram of the photos' boundary-band MAE (%) on ``ax``; counts on whole-number ticks."""
+    from matplotlib.ticker import MaxNLocator
+
     ax.hist([r["band_mae"] * 100 for r in items if r["band_mae"] is not None
              and math.isfinite(r["band_mae"])], bins=20, color="tab:purple", alpha=0.8)
     ax.set_xlabel("MAE in the boundary band (%)")
     ax.set_ylabel("photos")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("boundary error")
     ax.grid(alpha=0.3)
 

@@ -245,15 +245,19 @@ class VideoFileSource(_Base):
         self._cap.release()
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """A BGR uint8 image from disk, or SourceError saying why not."""
-    path = Path(path)
-    if not path.is_file():
-        raise SourceError(f"{path}: no such image file")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise SourceError(f"{path}: not an image OpenCV can read (use JPEG, PNG, BMP or WebP)")
-    return image
+def read_image(path: str | Path, *, max_side: int | None = None) -> np.ndarray:
+    """A BGR uint8 image from disk, or SourceError saying why not (empty, truncated...).
+
+    Its longest side is at most ``max_side`` (default
+    :data:`~livebg.stages.imagefile.MAX_SIDE`): larger images are scaled
+    down, with one warning.
+    """
+    from livebg.stages.imagefile import MAX_SIDE, ImageFileError, read_image_file
+
+    try:
+        return read_image_file(path, max_side=max_side or MAX_SIDE, what="image")
+    except ImageFileError as e:
+        raise SourceError(str(e)) from None
 
 
 class ImageSource(_Base):

@@ -208,7 +208,7 @@ def check_config(path: Path | None) -> tuple[list[Check], object]:
     from livebg import config
 
     target = Path(path) if path else config.user_config_path()
-    if path is None and not target.is_file():
+    if path is None and not os.path.lexists(target):  # a dangling symlink is a problem
         return [Check("configuration", True, f"{target} absent: defaults apply")], config.Config()
     try:
         cfg = config.load(target)

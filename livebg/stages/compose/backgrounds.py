@@ -88,28 +88,25 @@ def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(np.ascontiguousarray(image), (width, height), interpolation=interp)
 
 
+class BackgroundError(ValueError):
+    """A background file that cannot be used; the message says why in one line."""
+
+
 def load_image(path: str | Path) -> np.ndarray:
-    """Read an image file as BGR uint8 (h, w, 3).
+    """Read an image file as BGR uint8 (h, w, 3), its longest side at most
+    :data:`~livebg.stages.imagefile.MAX_SIDE` (larger ones are scaled down, with
+    one warning).
 
     Grey, 16-bit and alpha images are converted to 8-bit BGR; EXIF orientation
-    is applied. Raises ValueError naming the path when the file is missing or
-    cannot be decoded.
+    is applied. Raises BackgroundError (a ValueError) naming the path when the
+    file is missing, empty, truncated or cannot be decoded.
     """
-    p = Path(path).expanduser()
-    if p.is_dir():
-        raise ValueError(f"background image {p} is a directory (give the path of an image file)")
-    if not p.is_file():
-        raise ValueError(f"background image not found: {p} (check the path or pick another image)")
+    from livebg.stages.imagefile import ImageFileError, read_image_file
+
     try:
-        data = np.fromfile(p, np.uint8)  # imdecode copes with non-ASCII paths
-    except OSError as e:
-        raise ValueError(
-            f"cannot read background image {p}: {e.strerror} (check its permissions)"
-        ) from None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise ValueError(f"cannot decode background image {p} (use a JPEG, PNG, WebP or BMP file)")
-    return image
+        return read_image_file(path, what="background image")
+    except ImageFileError as e:
+        raise BackgroundError(str(e)) from None
 
 
 class ImageBackground:
@@ -175,11 +172,11 @@ class VideoBackground:
             raise ValueError(f"fit must be one of {FITS}, not {fit!r}")
         self._path = Path(path).expanduser()
         if self._path.is_dir():
-            raise ValueError(
+            raise BackgroundError(
                 f"background video {self._path} is a directory (give the path of a video file)"
             )
         if not self._path.is_file():
-            raise ValueError(
+            raise BackgroundError(
                 f"background video not found: {self._path} (check the path or pick another video)"
             )
         self._fit = fit
@@ -189,7 +186,7 @@ class VideoBackground:
         ok, first = self._cap.read()
         if not ok or first is None:
             self._cap.release()
-            raise ValueError(
+            raise BackgroundError(
                 f"cannot decode any frame of background video {self._path} "
                 "(use a format OpenCV/FFmpeg can read, e.g. MP4 or WebM)"
             )
@@ -286,7 +283,7 @@ class VideoBackground:
     def _open(self) -> cv2.VideoCapture:
         cap = cv2.VideoCapture(str(self._path))
         if not cap.isOpened():
-            raise ValueError(
+            raise BackgroundError(
                 f"cannot open background video {self._path} "
                 "(use a format OpenCV/FFmpeg can read, e.g. MP4 or WebM)"
             )
