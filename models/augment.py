@@ -1,0 +1,169 @@
+"""Webcam-like training views of the training photos (for ``models/train.py``).
+
+A view is one photo turned into what the segmenter would see: a crop or a
+composite, brought to a "sensor" image at twice 1.5 times the net size (384x216
+for the landscape net), degraded there as a webcam degrades a 720p frame (noise,
+JPEG, exposure and white-balance drift, motion or focus blur, cast shadows),
+then shrunk to the net size with area averaging as the segmenter does.
+
+Framings (``augment=True``), by probability:
+
+* 0.35 ``photo``: the whole photo (random 80-100% crop per axis), stretched
+  like the dev photos are;
+* 0.35 ``wide``: a 16:9 crop from the upper part of a full-body photo (an
+  upper-body webcam frame); the portraits are head crops already, and a 16:9
+  crop of them cuts the face, so for them this share goes to ``canvas``;
+* 0.30 ``canvas``: the person cut out by its mask and composited, at 45-100%
+  (portraits 70-100%) of the frame height, into a 16:9 frame whose background is another
+  training photo with its person smeared away (people further from the
+  camera, other rooms).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass
+class Sample:
+    """One training pair: BGR uint8 (H, W, 3) image, uint8 (H, W) mask in {0, 1}, folder name."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    kind: str
+
+
+@dataclass
+class View:
+    """Net-sized view: BGR uint8 (h, w, 3); float32 (h, w) label in [0, 1]; boundary band in {0, 1}."""
+
+    image: np.ndarray
+    label: np.ndarray
+    band: np.ndarray
+
+
+BAND_PX = 3  # half-width of the boundary band at net resolution (2% of 256x144's diagonal is 6)
+
+
+def _crop(s: Sample, x0: int, y0: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    return s.image[y0:y0 + h, x0:x0 + w], s.mask[y0:y0 + h, x0:x0 + w]
+
+
+def _photo(s: Sample, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    h, w = s.mask.shape
+    cw, ch = int(w * rng.uniform(0.8, 1.0)), int(h * rng.uniform(0.8, 1.0))
+    return _crop(s, int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1)), cw, ch)
+
+
+def _wide(s: Sample, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    h, w = s.mask.shape
+    cw = int(w * rng.uniform(0.7, 1.0))
+    ch = min(h, int(cw * 9 / 16))
+    top = rng.uniform(0.0, 0.35 if s.kind == "portraits" else 0.5)
+    return _crop(s, int(rng.integers(0, w - cw + 1)), int(top * (h - ch)), cw, ch)
+
+
+def _smeared_background(s: Sample, size: tuple[int, int]) -> np.ndarray:
+    """``s.image`` with its person replaced by a blur of the surroundings, resized to ``size``."""
+    small = cv2.resize(s.image, (64, max(8, 64 * s.mask.shape[0] // s.mask.shape[1])),
+                       interpolation=cv2.INTER_AREA).astype(np.float32)
+    m = cv2.resize(s.mask.astype(np.float32), small.shape[1::-1], interpolation=cv2.INTER_AREA)
+    m = (cv2.dilate(m, np.ones((9, 9), np.uint8)) > 0.01).astype(np.float32)
+    keep = 1.0 - m
+    num = cv2.GaussianBlur(small * keep[..., None], (0, 0), 16)
+    den = cv2.GaussianBlur(keep, (0, 0), 16)[..., None]
+    filled = np.where(m[..., None] > 0, num / np.maximum(den, 1e-3), small)
+    return cv2.resize(np.clip(filled, 0, 255).astype(np.uint8), size,
+                      interpolation=cv2.INTER_CUBIC)
+
+
+def _canvas(s: Sample, pool: list[Sample], rng: np.random.Generator,
+            size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    cw, ch = size
+    low = 0.7 if s.kind == "portraits" else 0.45  # portraits are head crops already
+    scale = rng.uniform(low, 1.0) * ch / s.mask.shape[0]
+    pw, ph = max(4, int(s.mask.shape[1] * scale)), max(4, int(s.mask.shape[0] * scale))
+    fg = cv2.resize(s.image, (pw, ph), interpolation=cv2.INTER_AREA)
+    m = cv2.resize(s.mask.astype(np.float32), (pw, ph), interpolation=cv2.INTER_AREA)
+    x0 = int(rng.integers(-pw // 4, cw - 3 * pw // 4 + 1))
+    y0 = ch - ph if s.kind == "portraits" else int(rng.integers(0, ch - ph + 1))
+    bg = _smeared_background(pool[int(rng.integers(len(pool)))], size).astype(np.float32)
+    label = np.zeros((ch, cw), np.float32)
+    xs, xe = max(0, x0), min(cw, x0 + pw)
+    a = cv2.GaussianBlur(m, (0, 0), 0.7)[:, xs - x0:xe - x0, None]
+    region = bg[y0:y0 + ph, xs:xe]
+    bg[y0:y0 + ph, xs:xe] = a * fg[:, xs - x0:xe - x0] + (1 - a) * region
+    label[y0:y0 + ph, xs:xe] = m[:, xs - x0:xe - x0]
+    return bg.astype(np.uint8), label
+
+
+def _photometric(img: np.ndarray, label: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Exposure, white balance, gamma, contrast, cast shadow, blur, noise and JPEG (uint8 in/out)."""
+    # Exposure, per-channel white balance, gamma and contrast as one 8-bit lookup per channel.
+    v = np.arange(256, dtype=np.float32)[:, None] / 255.0
+    v = np.clip(v * rng.uniform(0.6, 1.4) * rng.uniform(0.85, 1.15, size=3), 0, 1)
+    v = (v ** rng.uniform(0.7, 1.4) - 0.5) * rng.uniform(0.8, 1.2) + 0.5
+    lut = (np.clip(v, 0, 1) * 255 + 0.5).astype(np.uint8).reshape(256, 1, 3)
+    out = cv2.LUT(img, lut)
+    h, w = label.shape
+    if rng.random() < 0.25:  # a shadow cast on the background, not on the person
+        shade = np.zeros((h, w), np.float32)
+        cv2.ellipse(shade, (int(rng.integers(w)), int(rng.integers(h))),
+                    (int(rng.integers(w // 8, w // 2)), int(rng.integers(h // 8, h // 2))),
+                    float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
+        shade = cv2.GaussianBlur(shade, (0, 0), 6) * (1 - label) * rng.uniform(0.2, 0.6)
+        out = (out * (1 - shade[..., None])).astype(np.uint8)
+    if rng.random() < 0.15:
+        n = int(rng.integers(3, 10))
+        k = np.zeros((n, n), np.float32)
+        k[n // 2] = 1.0 / n
+        rot = cv2.getRotationMatrix2D(((n - 1) / 2, (n - 1) / 2), float(rng.uniform(0, 180)), 1)
+        k = cv2.warpAffine(k, rot, (n, n))
+        out = cv2.filter2D(out, -1, k / max(k.sum(), 1e-6))
+    elif rng.random() < 0.15:
+        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.5, 1.5))
+    if rng.random() < 0.6:  # sensor noise, sigma 1.3-9 grey levels at 1.5x the net size
+        noise = np.empty(out.shape, np.int16)
+        cv2.setRNGSeed(int(rng.integers(2**31)))
+        cv2.randn(noise, 0, float(rng.uniform(1.3, 9.0)))
+        out = cv2.add(out.astype(np.int16), noise).clip(0, 255).astype(np.uint8)
+    if rng.random() < 0.5:
+        q = int(rng.integers(30, 91))
+        out = cv2.imdecode(cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, q])[1],
+                           cv2.IMREAD_COLOR)
+    return out
+
+
+def boundary_band(label: np.ndarray, d: int = BAND_PX) -> np.ndarray:
+    """float32 {0, 1}: pixels within ``d`` of the label's 0.5 contour, and every soft pixel."""
+    m = (label >= 0.5).astype(np.uint8)
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * d + 1, 2 * d + 1))
+    band = (cv2.dilate(m, k) != cv2.erode(m, k)) | ((label > 0.02) & (label < 0.98))
+    return band.astype(np.float32)
+
+
+def make_view(s: Sample, pool: list[Sample], rng: np.random.Generator, w: int, h: int,
+              augment: bool = True) -> View:
+    """One view of ``s`` at the net size ``w`` x ``h``; ``augment=False`` is the plain photo."""
+    if not augment:
+        img, m = s.image, s.mask.astype(np.float32)
+    else:
+        sensor = (3 * w // 2, 3 * h // 2)
+        r = rng.random()
+        if r < 0.35:
+            img, m = _photo(s, rng)
+        elif r < 0.7 and s.kind != "portraits":
+            img, m = _wide(s, rng)
+        else:
+            img, m = _canvas(s, pool, rng, sensor)
+        img = cv2.resize(img, sensor, interpolation=cv2.INTER_AREA)
+        m = cv2.resize(m.astype(np.float32), sensor, interpolation=cv2.INTER_AREA)
+        if rng.random() < 0.5:
+            img, m = img[:, ::-1], m[:, ::-1]
+        img = _photometric(np.ascontiguousarray(img), np.ascontiguousarray(m), rng)
+    img = cv2.resize(np.ascontiguousarray(img), (w, h), interpolation=cv2.INTER_AREA)
+    label = cv2.resize(np.ascontiguousarray(m, np.float32), (w, h), interpolation=cv2.INTER_AREA)
+    return View(image=img, label=label, band=boundary_band(label))

@@ -1,0 +1,365 @@
+#!/usr/bin/env python3
+"""Train livebg's own segmentation net: MediaPipe's landscape net, distilled and fine-tuned.
+
+Development tool (``pip install -e .[train]``: torch 2.13.0 CPU, onnx,
+onnxruntime, opencv); livebg never imports it at run time. From the
+repository root::
+
+    python models/train.py --data ../shared/data/train     # the shipped net, about an hour
+    python models/train.py --data DIR --epochs 1 --steps 20 --out /tmp/x.onnx  # a quick try
+
+What it does, from a fixed seed (``--seed``):
+
+1. Lists ``DATA/{portraits,fullbody}/images/*.jpg`` with their
+   ``masks/*.png`` and splits each folder into train and validation (a fixed
+   ``--val-fraction`` per folder, shuffled by the seed). The list, the split
+   and a SHA-256 of every image+mask pair go to ``--data-manifest``
+   (``models/train_data.csv``); its own SHA-256 goes into the model manifest.
+2. Starts :class:`selfie_net.SelfieNet` from ``--init`` (the landscape ONNX
+   weights) and trains it at 256x144 on webcam-like views of the training
+   photos (see :mod:`augment`): loss = boundary-weighted BCE against the mask
+   + soft-IoU + ``--distill`` x BCE towards the frozen MediaPipe teacher (the
+   init file, run by ONNX Runtime on the same view), which keeps what the
+   teacher learned from more people than ours.
+3. After every epoch scores the validation split (IoU and boundary IoU at
+   the net's resolution), saves ``--checkpoint`` (resumable with
+   ``--resume``) and, when the validation boundary IoU is the best so far,
+   writes the ONNX file ``--out`` (same graph as the init file, see
+   :func:`selfie_net.export_onnx`) and its entry ``livebg`` in
+   ``models/manifest.json``. An interrupted run therefore leaves a usable net.
+
+Runs on one torch thread by default (``--threads``): with more threads on a
+shared 2-core machine torch oversubscribes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import logging
+import math
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from augment import Sample, View, make_view  # noqa: E402
+from selfie_net import SelfieNet, export_onnx, load_onnx_weights  # noqa: E402
+
+log = logging.getLogger("train")
+
+FOLDERS = ("portraits", "fullbody")
+NET_W, NET_H = 256, 144
+MODEL_KEY = "livebg"
+
+
+@dataclass
+class TrainOptions:
+    """Everything that decides the trained weights (recorded in the manifest).
+
+    ``lr`` is Adam's peak learning rate (cosine decay to 5% after a linear
+    warm-up of ``warmup`` steps); ``steps`` is the steps per epoch (0: one
+    pass over the training split; 150 x 18 epochs take about an hour here, one
+    thread, on a loaded machine); ``limit`` caps the images per folder (0: all).
+    """
+
+    epochs: int = 18
+    steps: int = 150
+    batch: int = 8
+    lr: float = 5e-4
+    warmup: int = 100
+    distill: float = 0.15
+    boundary_weight: float = 4.0
+    iou_weight: float = 0.5
+    val_fraction: float = 0.1
+    seed: int = 20261201
+    limit: int = 0
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def list_pairs(data: Path, limit: int = 0) -> list[tuple[str, Path, Path]]:
+    """(folder, image path, mask path) for every pair under ``data``, sorted by name."""
+    pairs = []
+    for folder in FOLDERS:
+        images = sorted((data / folder / "images").glob("*.jpg"))
+        found = [(folder, p, data / folder / "masks" / f"{p.stem}.png") for p in images]
+        found = [f for f in found if f[2].is_file()]
+        pairs += found[:limit] if limit else found
+    if not pairs:
+        raise SystemExit(f"{data}: no {'/'.join(FOLDERS)}/images/*.jpg with masks/*.png; "
+                         "pass --data pointing at the training photos")
+    return pairs
+
+
+def split_pairs(pairs, fraction: float, seed: int) -> dict[str, str]:
+    """{image name: 'train' | 'val'}: per folder, a seeded shuffle, the first share is val."""
+    split = {}
+    for folder in FOLDERS:
+        names = [p.name for f, p, _ in pairs if f == folder]
+        order = np.random.default_rng(seed).permutation(len(names))
+        n_val = max(1, round(fraction * len(names))) if len(names) > 1 else 0
+        for rank, i in enumerate(order):
+            split[names[i]] = "val" if rank < n_val else "train"
+    return split
+
+
+def write_data_manifest(pairs, split: dict[str, str], path: Path) -> str:
+    """Write ``folder,image,split,sha256(image bytes + mask bytes)`` rows; return the file's hash."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["folder", "image", "split", "sha256"])
+    for folder, img, mask in pairs:
+        digest = hashlib.sha256(img.read_bytes() + mask.read_bytes()).hexdigest()
+        w.writerow([folder, img.name, split[img.name], digest])
+    path.write_text(buf.getvalue())
+    return hashlib.sha256(buf.getvalue().encode()).hexdigest()
+
+
+def load_sample(folder: str, img: Path, mask: Path) -> Sample:
+    """Decode one pair at half resolution (the net sees at most 256x144 of it)."""
+    image = cv2.imread(str(img), cv2.IMREAD_REDUCED_COLOR_2)
+    m = cv2.imread(str(mask), cv2.IMREAD_REDUCED_GRAYSCALE_2)
+    if image is None or m is None:
+        raise SystemExit(f"cannot read {img} or {mask}")
+    if m.shape != image.shape[:2]:
+        m = cv2.resize(m, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
+    return Sample(image=image, mask=(m > 127).astype(np.uint8), kind=folder)
+
+
+class Teacher:
+    """The frozen MediaPipe net on ONNX Runtime, one thread: person probability per view."""
+
+    def __init__(self, path: Path):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """float32 (N, 3, H, W) in [0, 1] -> (N, 1, H, W) probability."""
+        return np.concatenate([self.session.run(["probability"], {"image": x[i:i + 1]})[0]
+                               for i in range(len(x))])
+
+
+def batch_tensors(views: list[View], teacher: Teacher | None):
+    """Stack views into (image, label, weight, teacher probability) float32 tensors."""
+    x = np.stack([v.image for v in views]).transpose(0, 3, 1, 2)[:, ::-1]  # BGR -> RGB
+    x = np.ascontiguousarray(x, np.float32) / 255.0
+    y = np.stack([v.label for v in views])[:, None]
+    band = np.stack([v.band for v in views])[:, None]
+    t = teacher(x) if teacher is not None else y
+    return tuple(torch.from_numpy(np.ascontiguousarray(a, np.float32)) for a in (x, y, band, t))
+
+
+def loss_fn(logits, y, band, t, opts: TrainOptions) -> torch.Tensor:
+    """Boundary-weighted BCE to the label + soft-IoU + distillation off the boundary band."""
+    w = 1.0 + opts.boundary_weight * band
+    bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+    loss = (w * bce).sum() / w.sum()
+    p = torch.sigmoid(logits)
+    inter = (p * y).sum((1, 2, 3))
+    union = (p + y - p * y).sum((1, 2, 3))
+    loss = loss + opts.iou_weight * (1 - (inter + 1) / (union + 1)).mean()
+    if opts.distill > 0:
+        kd = F.binary_cross_entropy_with_logits(logits, t, reduction="none")
+        loss = loss + opts.distill * (kd * (1 - band)).mean()
+    return loss
+
+
+def lr_at(step: int, total: int, opts: TrainOptions) -> float:
+    """Linear warm-up, then cosine decay from ``lr`` to 5% of it at ``total`` steps."""
+    if step < opts.warmup:
+        return opts.lr * (step + 1) / opts.warmup
+    f = min(1.0, (step - opts.warmup) / max(1, total - opts.warmup))
+    return opts.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * f)))
+
+
+def _boundary(mask: np.ndarray, d: int) -> np.ndarray:
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * d + 1, 2 * d + 1))
+    m = mask.astype(np.uint8)
+    return (m - cv2.erode(m, k)) > 0
+
+
+def score(net: SelfieNet, views: list[View]) -> dict[str, float]:
+    """Mean IoU and boundary IoU (band 2% of the diagonal) of ``net`` on fixed views."""
+    ious, bious = [], []
+    net.eval()
+    with torch.no_grad():
+        for i in range(0, len(views), 16):
+            x, y, _, _ = batch_tensors(views[i:i + 16], None)
+            p = torch.sigmoid(net(x)[0]).numpy()[:, 0] >= 0.5
+            for pi, yi in zip(p, y.numpy()[:, 0] >= 0.5):
+                ious.append((pi & yi).sum() / max(1, (pi | yi).sum()))
+                d = max(1, round(0.02 * math.hypot(*pi.shape)))
+                pb, gb = _boundary(pi, d), _boundary(yi, d)
+                bious.append((pb & gb).sum() / max(1, (pb | gb).sum()))
+    net.train()
+    return {"iou": float(np.mean(ious)), "boundary_iou": float(np.mean(bious))}
+
+
+def git_commit() -> str:
+    """The repository's HEAD commit, with ``-dirty`` when tracked files differ."""
+    try:
+        head = subprocess.run(["git", "-C", str(HERE), "rev-parse", "HEAD"], check=True,
+                              capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(HERE), "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True, text=True).stdout
+        return head + ("-dirty" if dirty.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def manifest_entry(onnx_bytes: bytes, out: Path, info: dict) -> dict:
+    """The ``models.livebg`` entry of manifest.json for the file just written."""
+    return {
+        "onnx": {"file": out.name, "sha256": hashlib.sha256(onnx_bytes).hexdigest(),
+                 "size": len(onnx_bytes), "opset": 17, "ir_version": 8},
+        "trained": info,
+        "license": "Apache-2.0 (weights derived from MediaPipe's selfie_segmentation_landscape, "
+                   "see LICENSE-mediapipe.txt); the training photos are not shipped",
+        "inputs": [{"name": "image", "dtype": "float32", "shape": [1, 3, NET_H, NET_W]}],
+        "outputs": [{"name": "probability", "dtype": "float32", "shape": [1, 1, NET_H, NET_W]},
+                    {"name": "features", "dtype": "float32",
+                     "shape": [1, 16, NET_H // 2, NET_W // 2]}],
+    }
+
+
+def update_manifest(path: Path, entry: dict) -> None:
+    """Put ``entry`` under ``models.livebg`` in the manifest at ``path`` (others untouched)."""
+    import re
+
+    manifest = json.loads(path.read_text()) if path.is_file() else {"models": {}}
+    manifest["models"][MODEL_KEY] = entry
+    text = json.dumps(manifest, indent=2)
+    text = re.sub(r"\[\s+([\d,\s]+?)\s+\]", lambda m: "[" + " ".join(m[1].split()) + "]", text)
+    path.write_text(text + "\n")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    d = TrainOptions()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=Path("../shared/data/train"),
+                    help="folder with portraits/ and fullbody/ (images/*.jpg, masks/*.png)")
+    ap.add_argument("--init", type=Path, default=HERE / "selfie_segmentation_landscape.onnx",
+                    help="ONNX file whose weights start the net and whose net is the teacher")
+    ap.add_argument("--out", type=Path, default=HERE / "livebg_selfie.onnx")
+    ap.add_argument("--manifest", type=Path, default=HERE / "manifest.json",
+                    help="model manifest to put the 'livebg' entry into")
+    ap.add_argument("--data-manifest", type=Path, default=HERE / "train_data.csv")
+    ap.add_argument("--checkpoint", type=Path, default=Path("train-checkpoint.pt"))
+    ap.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    ap.add_argument("--val-dir", type=Path,
+                    help="also write the validation split here as images/ + masks/ symlinks "
+                         "(for `livebg eval`)")
+    ap.add_argument("--threads", type=int, default=1)
+    for f, v in asdict(d).items():
+        ap.add_argument("--" + f.replace("_", "-"), type=type(v), default=v)
+    return ap.parse_args(argv)
+
+
+def write_val_dir(pairs, split, out: Path) -> None:
+    """Symlink the validation pairs into ``out/images`` and ``out/masks``."""
+    for sub in ("images", "masks"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    for _, img, mask in pairs:
+        if split[img.name] == "val":
+            for src, dst in ((img, out / "images" / img.name), (mask, out / "masks" / mask.name)):
+                if not dst.exists():
+                    dst.symlink_to(src.resolve())
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    args = parse_args(argv)
+    opts = TrainOptions(**{f: getattr(args, f) for f in asdict(TrainOptions())})
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(opts.seed)
+    cv2.setNumThreads(1)
+    pairs = list_pairs(args.data, opts.limit)
+    split = split_pairs(pairs, opts.val_fraction, opts.seed)
+    data_hash = write_data_manifest(pairs, split, args.data_manifest)
+    if args.val_dir:
+        write_val_dir(pairs, split, args.val_dir)
+    train = [load_sample(*p) for p in pairs if split[p[1].name] == "train"]
+    val = [load_sample(*p) for p in pairs if split[p[1].name] == "val"]
+    log.info("data: %d train, %d val pairs; manifest %s sha256 %s", len(train), len(val),
+             args.data_manifest, data_hash)
+    vrng = np.random.default_rng(opts.seed + 1)
+    val_views = [make_view(s, train, vrng, NET_W, NET_H, augment=False) for s in val]
+    net = load_onnx_weights(SelfieNet(), args.init).train()
+    teacher = Teacher(args.init) if opts.distill > 0 else None
+    optim = torch.optim.Adam(net.parameters(), lr=opts.lr)
+    steps_per_epoch = opts.steps or max(1, len(train) // opts.batch)
+    total = steps_per_epoch * opts.epochs
+    state = {"epoch": 0, "best": -1.0, "wall": 0.0, "history": []}
+    if args.resume and args.checkpoint.is_file():
+        ck = torch.load(args.checkpoint, weights_only=False)
+        net.load_state_dict(ck["net"])
+        optim.load_state_dict(ck["optim"])
+        state = ck["state"]
+        log.info("resumed at epoch %d", state["epoch"])
+    base = score(net, val_views)
+    log.info("val before training: iou %.4f boundary %.4f", base["iou"], base["boundary_iou"])
+    rng = np.random.default_rng([opts.seed, state["epoch"]])
+    for epoch in range(state["epoch"], opts.epochs):
+        t0 = time.perf_counter()
+        losses = []
+        for k in range(steps_per_epoch):
+            step = epoch * steps_per_epoch + k
+            for g in optim.param_groups:
+                g["lr"] = lr_at(step, total, opts)
+            idx = rng.integers(len(train), size=opts.batch)
+            views = [make_view(train[i], train, rng, NET_W, NET_H, augment=True) for i in idx]
+            x, y, band, t = batch_tensors(views, teacher)
+            loss = loss_fn(net(x)[0], y, band, t, opts)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            losses.append(float(loss.detach()))
+        state["wall"] += time.perf_counter() - t0
+        state["epoch"] = epoch + 1
+        rng = np.random.default_rng([opts.seed, state["epoch"]])
+        s = score(net, val_views)
+        state["history"].append({"epoch": epoch + 1, "loss": float(np.mean(losses)), **s})
+        log.info("epoch %d/%d loss %.4f val iou %.4f boundary %.4f (%.0f s, %.3f s/step)",
+                 epoch + 1, opts.epochs, np.mean(losses), s["iou"], s["boundary_iou"],
+                 time.perf_counter() - t0, (time.perf_counter() - t0) / steps_per_epoch)
+        if s["boundary_iou"] > state["best"]:
+            state["best"] = s["boundary_iou"]
+            info = {"init": args.init.name, "script": "models/train.py", "commit": git_commit(),
+                    "options": asdict(opts), "epoch": epoch + 1, "steps": step + 1,
+                    "wall_s": round(state["wall"]), "threads": args.threads,
+                    "data_manifest": args.data_manifest.name, "data_manifest_sha256": data_hash,
+                    "val_before": base, "val": s, "torch": torch.__version__}
+            meta = {"license": "Apache-2.0", "source": "livebg models/train.py",
+                    "init": args.init.name, "data_manifest_sha256": data_hash}
+            data = export_onnx(net, args.init, args.out, meta,
+                               doc="livebg selfie segmentation: MediaPipe's landscape net "
+                                   "fine-tuned and distilled by models/train.py")
+            update_manifest(args.manifest, manifest_entry(data, args.out, info))
+            log.info("wrote %s (best val boundary IoU so far)", args.out)
+        torch.save({"net": net.state_dict(), "optim": optim.state_dict(), "state": state},
+                   args.checkpoint)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
