@@ -110,7 +110,7 @@ def _add_common(p: argparse.ArgumentParser, *, io: bool = True, frames: bool = T
     if frames:
         p.add_argument("--background", "-b", metavar="SPEC",
                        help="blur, blur:0.8, none, transparent, #rrggbb, or an image/video file")
-    p.add_argument("--model", "-m", choices=("auto", "landscape", "square"))
+    p.add_argument("--model", "-m", choices=("auto", "landscape", "square", "livebg"))
     p.add_argument("--refine", metavar="MODE", help="matte refinement (see `refine.mode`)")
     if frames:
         p.add_argument("--temporal", choices=("on", "off", "motion"),

@@ -69,8 +69,9 @@ class CameraConfig:
 @dataclass
 class ModelConfig:
     name: str = _opt("auto", "segmentation net: landscape (256x144), square (256x256), "
+                     "livebg (our own, 256x144), "
                      "or auto (landscape for wide frames, square otherwise)",
-                     choices=("auto", "landscape", "square"))
+                     choices=("auto", "landscape", "square", "livebg"))
     provider: str = _opt("auto", "ONNX Runtime device: auto (CUDA when it really runs), cpu, cuda",
                          choices=("auto", "cpu", "cuda"))
     threads: int = _opt(1, "intra-op threads for the net on the CPU (1 is steadiest on 2 cores)",

@@ -349,7 +349,7 @@ def _io(name: str, shape: list[int]) -> dict[str, Any]:
 def build(files: dict[str, bytes], out: Path) -> dict[str, Any]:
     """Write both ONNX files, LICENSE-mediapipe.txt and manifest.json into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    entries = {}
+    entries: dict[str, Any] = {}
     for spec in MODELS:
         data = convert(files[spec.inner_path], spec)
         (out / spec.onnx_name).write_bytes(data)
@@ -377,6 +377,10 @@ def build(files: dict[str, bytes], out: Path) -> dict[str, Any]:
         },
         "models": entries,
     }
+    old = out / "manifest.json"
+    if old.is_file():  # keep the entries this script does not make (livebg's, from train.py)
+        for key, entry in json.loads(old.read_text()).get("models", {}).items():
+            entries.setdefault(key, entry)
     text = json.dumps(manifest, indent=2)  # then put each shape list on one line:
     text = re.sub(r"\[\s+([\d,\s]+?)\s+\]", lambda m: "[" + " ".join(m[1].split()) + "]", text)
     (out / "manifest.json").write_text(text + "\n")

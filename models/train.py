@@ -216,13 +216,13 @@ def score(net: SelfieNet, views: list[View]) -> dict[str, float]:
 
 
 def git_commit() -> str:
-    """The repository's HEAD commit, with ``-dirty`` when tracked files differ."""
+    """HEAD's commit, with ``-dirty`` when the training code (this folder's ``*.py``) differs."""
     try:
         head = subprocess.run(["git", "-C", str(HERE), "rev-parse", "HEAD"], check=True,
                               capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(HERE), "status", "--porcelain",
-                                "--untracked-files=no"], capture_output=True, text=True).stdout
-        return head + ("-dirty" if dirty.strip() else "")
+        dirty = subprocess.run(["git", "-C", str(HERE), "diff", "--quiet", "HEAD", "--",
+                                "*.py"]).returncode != 0
+        return head + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -293,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(opts.seed)
     cv2.setNumThreads(1)
+    commit = git_commit()  # at the start: the run itself rewrites tracked files
     pairs = list_pairs(args.data, opts.limit)
     split = split_pairs(pairs, opts.val_fraction, opts.seed)
     data_hash = write_data_manifest(pairs, split, args.data_manifest)
@@ -344,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
                  time.perf_counter() - t0, (time.perf_counter() - t0) / steps_per_epoch)
         if s["boundary_iou"] > state["best"]:
             state["best"] = s["boundary_iou"]
-            info = {"init": args.init.name, "script": "models/train.py", "commit": git_commit(),
+            info = {"init": args.init.name, "script": "models/train.py", "commit": commit,
                     "options": asdict(opts), "epoch": epoch + 1, "steps": step + 1,
                     "wall_s": round(state["wall"]), "threads": args.threads,
                     "data_manifest": args.data_manifest.name, "data_manifest_sha256": data_hash,

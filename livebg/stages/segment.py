@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 MODEL_FILES = {
     "square": "selfie_segmentation.onnx",
     "landscape": "selfie_segmentation_landscape.onnx",
+    # livebg's own net: the landscape net distilled and fine-tuned by models/train.py.
+    "livebg": "livebg_selfie.onnx",
 }
 
 
@@ -44,7 +46,7 @@ def model_dirs() -> list[Path]:
 
 
 def model_path(name: str) -> Path:
-    """Path of a shipped model by name (``square``/``landscape``) or a file path."""
+    """Path of a shipped model by name (``square``/``landscape``/``livebg``) or a file path."""
     if name not in MODEL_FILES:
         p = Path(name).expanduser()
         if p.is_file():
@@ -56,7 +58,8 @@ def model_path(name: str) -> Path:
             return p
     raise ModelError(f"model file {MODEL_FILES[name]} not found in "
                      f"{', '.join(str(d) for d in model_dirs())}: reinstall livebg "
-                     "or rebuild it with `python models/convert.py`")
+                     "or rebuild it with `python models/convert.py` "
+                     "(`python models/train.py` for livebg)")
 
 
 def pick_model(name: str, width: int, height: int) -> str:
@@ -138,7 +141,7 @@ class Segmenter:
     """Runs a selfie-segmentation net on BGR frames.
 
     Args:
-        model: ``landscape``, ``square`` or a path to an ``.onnx`` file with
+        model: ``landscape``, ``square``, ``livebg`` or a path to an ``.onnx`` file with
             input ``image`` (1x3xHxW float32 RGB in [0,1]) and output
             ``probability`` (1x1xHxW).
         provider: ``auto``, ``cpu`` or ``cuda``.
