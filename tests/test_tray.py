@@ -276,6 +276,10 @@ def test_menu_actions_change_the_daemon(daemon, tray, home):
     tray.action("model:landscape").trigger()
     assert link.get("model.name") == "landscape"
     assert link.status().raw["model"] == "landscape"
+    tray.rebuild_menu()
+    tray.action("model:livebg").trigger()  # livebg's own net (issue 10), loaded live
+    assert link.get("model.name") == "livebg"
+    assert link.status().raw["model"] == "livebg"
 
     from livebg.tray.app import field_choices
 
