@@ -77,7 +77,7 @@ class TrainOptions:
     has RMS 0.05, the last depthwise conv 6.8) and the small ones were
     overturned (cosine decay to 5% after a linear
     warm-up of ``warmup`` steps); ``steps`` is the steps per epoch (0: one
-    pass over the training split; 150 x 5 epochs took 17.5 minutes of training (plus scoring) here, one
+    pass over the training split; 150 x 5 epochs took 18 minutes wall here, one
     thread, on a loaded machine); ``limit`` caps the images per folder (0: all).
     """
 
