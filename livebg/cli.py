@@ -67,6 +67,8 @@ def _overrides(args) -> dict:
         o["temporal.mode"] = {"on": "motion"}.get(args.temporal, args.temporal)
     if getattr(args, "threads", None):
         o["model.threads"] = args.threads
+    if getattr(args, "subject", None):
+        o["subject"] = args.subject
     if getattr(args, "overwrite", False):
         o["output.overwrite"] = True
     return o
@@ -95,6 +97,8 @@ def _add_common(p: argparse.ArgumentParser, *, io: bool = True) -> None:
     p.add_argument("--temporal", choices=("on", "off", "motion"),
                    help="temporal stage on (motion) or off (see `temporal.mode`)")
     p.add_argument("--threads", type=int, metavar="N", help="net threads on the CPU")
+    p.add_argument("--subject", choices=("all", "main"),
+                   help="keep everyone, or the main person only (see `subject`)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override any configuration key, e.g. background.blur=0.8")
     p.add_argument("--overwrite", action="store_true", help="allow replacing existing files")
