@@ -56,7 +56,8 @@ class SubjectOptions:
         threshold: probability above which a pixel belongs to a blob.
         match_px: how far a blob may have moved since the previous frame and
             still continue its track (2-3 px per frame at 256x144 is a brisk walk).
-        near_px: a new blob within this distance of the main person is theirs.
+        near_px: a new blob within this distance of the main person is theirs
+            (16: 6 % of the width; a weak arm appears in pieces up to ~12 px off).
         main_margin_px: a merged pixel this close to the main person's previous
             mask stays theirs, whatever else is near.
         fade_frames: frames a fade out (or a companion's fade in) takes.
@@ -75,7 +76,7 @@ class SubjectOptions:
 
     threshold: float = 0.5
     match_px: float = 4.0
-    near_px: float = 6.0
+    near_px: float = 16.0
     main_margin_px: float = 3.0
     fade_frames: int = 5
     companion_area: float = 0.4
@@ -294,6 +295,7 @@ class SubjectFilter:
             st.main = self._pick_main(labels, area)
             if st.main:
                 st.tracks[st.main].kind = "main"
+                self._absorb(labels, area)
         step = 1.0 / max(1, o.fade_frames)
         main_area = area.get(st.main, 0)
         for tid, a in area.items():
@@ -318,6 +320,17 @@ class SubjectFilter:
             target = 1.0 if t.kind == "companion" else 0.0
             t.weight = min(1.0, t.weight + step) if target else max(0.0, t.weight - step)
         return area
+
+    def _absorb(self, labels: np.ndarray, area: dict[int, int]) -> None:
+        """Blobs within ``near_px`` of a newly chosen main person become part of them."""
+        st = self.state
+        dist = cv2.distanceTransform((labels != st.main).astype(np.uint8), cv2.DIST_L2, 3)
+        for tid in [t for t in area if t != st.main]:
+            sel = labels == tid
+            if float(dist[sel].min()) <= self.options.near_px:
+                labels[sel] = st.main
+                area[st.main] += area.pop(tid)
+                del st.tracks[tid]
 
     def _pick_main(self, labels: np.ndarray, area: dict[int, int]) -> int:
         """The track most like a webcam's user: large, central, touching the bottom."""
