@@ -410,6 +410,15 @@ def cmd_clips(args) -> int:
     return 0
 
 
+def cmd_process(args) -> int:
+    """Recorded video through the pipeline: every frame, audio and timestamps kept."""
+    from livebg.offline import cli as offline_cli
+
+    cfg = load_config(args)
+    _setup_logging("warning" if cfg.log.level == "info" else cfg.log.level)
+    return offline_cli.main(cfg, args)
+
+
 def cmd_tray(args) -> int:
     """The tray icon and settings window (optional extra ``livebg[tray]``)."""
     from livebg import tray
@@ -523,6 +532,21 @@ def _add_batch_commands(sub) -> None:
                    help="background image or folder (default: the package's scenes)")
     p.set_defaults(func=cmd_clips)
 
+    p = sub.add_parser("process", help="recorded video through the pipeline: every frame, "
+                       "audio and timestamps kept (.mp4, .webm, .mov, PNG folder)")
+    _add_common(p, io=False)
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="IN OUT, or IN... with --out DIR")
+    p.add_argument("--out", metavar="DIR", help="folder for several outputs (NAME.FORMAT each)")
+    p.add_argument("--format", choices=("mp4", "webm", "mov", "png"), default="mp4",
+                   help="output kind with --out (default mp4; png: a folder of frames)")
+    p.add_argument("--matte-only", action="store_true",
+                   help="write the alpha as a grey video instead of the composite")
+    p.add_argument("--jobs", type=int, default=2, metavar="N",
+                   help="files processed at once with --out (default 2, one per core)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_process)
+
     p = sub.add_parser("tray", help="tray icon and settings window (needs livebg[tray])")
     p.add_argument("--no-start", action="store_true",
                    help="do not start the daemon when it is not running")
@@ -536,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     from livebg.stages.segment import ModelError
     from livebg.sinks.base import SinkError
     from livebg.stages.sources import SourceError
+    from livebg.offline.decode import OfflineError
 
     args = build_parser().parse_args(argv)
     try:
@@ -548,7 +573,8 @@ def main(argv: list[str] | None = None) -> int:
 
             gc.freeze()
         return rc
-    except (UserError, ConfigError, SourceError, SinkError, ModelError, AlreadyRunning) as e:
+    except (UserError, ConfigError, SourceError, SinkError, ModelError, AlreadyRunning,
+            OfflineError) as e:
         print(f"livebg: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
