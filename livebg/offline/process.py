@@ -138,7 +138,22 @@ def process_file(source: str | Path, out: str | Path, cfg, options: ProcessOptio
 
 def _run(vin: VideoInput, tmp: Path, kind: str, cfg, options: ProcessOptions, alpha: bool,
          result: Result, bar):
-    """Decode, process and encode every frame; returns (the open writer, the processor)."""
+    """Decode, process and encode every frame; returns (the open writer, the processor).
+
+    On any error (Ctrl-C too) the writer is closed unfinished and the error goes on.
+    """
+    state: dict = {}  # the writer and processor, once the first frame opened them
+    try:
+        _loop(vin, tmp, kind, cfg, options, alpha, result, bar, state)
+    except BaseException:
+        if state.get("writer") is not None:
+            state["writer"].abort()
+        raise
+    return state["writer"], state["proc"]
+
+
+def _loop(vin: VideoInput, tmp: Path, kind: str, cfg, options: ProcessOptions, alpha: bool,
+          result: Result, bar, state: dict) -> None:
     from livebg.factory import make_processor
 
     writer, proc, waiting = None, None, []
@@ -154,6 +169,7 @@ def _run(vin: VideoInput, tmp: Path, kind: str, cfg, options: ProcessOptions, al
                 h, w = item.image.shape[:2]
                 proc = make_processor(cfg, w, h)
                 writer = _open_writer(tmp, kind, w, h, vin, alpha)
+                state.update(writer=writer, proc=proc)
                 for p in waiting:
                     writer.mux_audio(p)
                 waiting.clear()
@@ -163,7 +179,6 @@ def _run(vin: VideoInput, tmp: Path, kind: str, cfg, options: ProcessOptions, al
                 bar.update(1)
     if writer is None:
         raise OfflineError(f"{vin.path}: no video frame could be decoded")
-    return writer, proc
 
 
 def _open_writer(tmp: Path, kind: str, w: int, h: int, vin: VideoInput, alpha: bool):

@@ -1,0 +1,91 @@
+"""``subject: main``: the main person kept whole, people behind them faded out.
+
+Real net on real photos: a portrait framed like a webcam user with a second,
+smaller person pasted into the background (:mod:`livebg.eval.crowd`).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from livebg import config
+from livebg.eval.crowd import generate_crowd_clip
+from livebg.factory import make_processor
+from livebg.stages.subject import SubjectFilter, make_subject
+
+
+def blob(h, w, x0, x1, y0, y1, value=0.95):
+    p = np.zeros((h, w), np.float32)
+    p[y0:y1, x0:x1] = value
+    return p
+
+
+def test_all_is_no_stage_and_bad_mode_is_refused():
+    assert make_subject("all") is None
+    assert isinstance(make_subject("main"), SubjectFilter)
+    with pytest.raises(ValueError, match="all, main"):
+        make_subject("everyone")
+
+
+def test_small_far_blob_fades_over_frames_and_main_stays_whole():
+    f = SubjectFilter()
+    p = blob(144, 256, 90, 170, 30, 144) + blob(144, 256, 220, 235, 60, 100)
+    outs = [f.update(p) for _ in range(8)]
+    side = [float(o[80, 227]) for o in outs]
+    assert side[0] > 0.7 and 0 < side[2] < side[0] and side[-1] == 0.0  # a fade, not a pop
+    for o in outs:
+        assert np.array_equal(o[30:144, 90:170], p[30:144, 90:170])
+    f.reset()
+    assert f.state.labels is None and not f.state.tracks
+
+
+def test_large_near_second_person_is_kept_after_staying():
+    f = SubjectFilter()
+    p = blob(144, 256, 20, 110, 25, 144) + blob(144, 256, 150, 235, 35, 144)
+    outs = [f.update(p) for _ in range(40)]
+    assert min(float(o[100, 190]) for o in outs) > 0.9  # held while deciding, then kept
+    assert any(t.kind == "companion" for t in f.state.tracks.values())
+
+
+def test_passer_by_entering_later_is_never_shown():
+    f = SubjectFilter()
+    main = blob(144, 256, 90, 170, 30, 144)
+    for _ in range(5):
+        f.update(main)
+    for x in range(0, 60, 3):  # walks in from the left, small and far
+        o = f.update(main + blob(144, 256, x, x + 12, 50, 90))
+        assert float(o[70, x + 6]) == 0.0
+        assert np.array_equal(o[30:144, 90:170], main[30:144, 90:170])
+
+
+@pytest.fixture(scope="module")
+def pair(portrait_pairs):
+    (a_img, a_mask, _), (b_img, b_mask, _) = portrait_pairs[3], portrait_pairs[11]
+    return a_img, a_mask, b_img, b_mask
+
+
+@pytest.mark.parametrize("case", ["behind_still", "cross"])
+def test_real_net_main_drops_the_other_person_and_keeps_the_main_one(pair, case):
+    a_img, a_mask, b_img, b_mask = pair
+    bg = cv2.imread(str(config.Path(__file__).resolve().parent.parent / "livebg" / "data"
+                        / "scene_rocket.jpg"))
+    clip = generate_crowd_clip(a_img, a_mask, b_img, b_mask, bg, case=case, size=(640, 360),
+                               n_frames=40, seed=3)
+    other = [(m_all > 0.5) & (m < 0.05) for m, m_all in zip(clip.masks, clip.masks_all)]
+    found = {}
+    for mode in ("all", "main"):
+        proc = make_processor(config.set_values(config.Config(), {"subject": mode}), 640, 360)
+        found[mode] = [proc.alpha(f) for f in clip.frames]
+    # frames where the net sees the other person at all (with subject: all)
+    seen = [t for t in range(10, 40) if other[t].sum() > 200
+            and (found["all"][t][other[t]] > 0.5).mean() > 0.5]
+    assert seen, "the net should see the second person in some frames"
+    for t in seen:
+        assert (found["main"][t][other[t]] > 0.5).mean() < 0.1, t
+    for t in range(40):
+        person = clip.masks[t] > 0.5
+        kept_all = found["all"][t][person] > 0.5
+        kept_main = found["main"][t][person] > 0.5
+        assert (kept_all & ~kept_main).mean() < 0.002, t  # nothing of the main person cut
