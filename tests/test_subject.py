@@ -62,7 +62,9 @@ def test_passer_by_entering_later_is_never_shown():
 
 @pytest.fixture(scope="module")
 def pair(portrait_pairs):
-    (a_img, a_mask, _), (b_img, b_mask, _) = portrait_pairs[3], portrait_pairs[11]
+    """Two dev photos whose second person the net does find when pasted behind (most small
+    full-body people it misses altogether, and then there is nothing to remove)."""
+    (a_img, a_mask, _), (b_img, b_mask, _) = portrait_pairs[2], portrait_pairs[30]
     return a_img, a_mask, b_img, b_mask
 
 
@@ -78,8 +80,12 @@ def test_real_net_main_drops_the_other_person_and_keeps_the_main_one(pair, case)
     for mode in ("all", "main"):
         proc = make_processor(config.set_values(config.Config(), {"subject": mode}), 640, 360)
         found[mode] = [proc.alpha(f) for f in clip.frames]
-    # frames where the net sees the other person at all (with subject: all)
-    seen = [t for t in range(10, 40) if other[t].sum() > 200
+    # frames where the net sees the other person (with subject: all), and they have been
+    # well apart from the main person (40 px) for the last 6 frames (a fade takes 5)
+    kernel = np.ones((81, 81), np.uint8)
+    apart = [not np.any(cv2.dilate(o.astype(np.uint8), kernel) & (m > 0.05))
+             for o, m in zip(other, clip.masks)]
+    seen = [t for t in range(10, 40) if other[t].sum() > 200 and all(apart[t - 5:t + 1])
             and (found["all"][t][other[t]] > 0.5).mean() > 0.5]
     assert seen, "the net should see the second person in some frames"
     for t in seen:

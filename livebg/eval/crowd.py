@@ -4,8 +4,8 @@ The main person is framed like a webcam's user (head and torso, rising from
 the bottom edge, swaying a little); a second person cut out of another photo
 is composited *behind* them, in one of four cases:
 
-* ``behind_still``: smaller (a third of the frame's height, full body),
-  standing further back to one side;
+* ``behind_still``: smaller (half the frame's height, full body: a few
+  metres behind), standing to one side;
 * ``behind_walk``: the same, walking across the whole frame, behind the user;
 * ``beside``: of similar size (head and torso, rising from the bottom edge),
   sitting beside the user for the whole clip;
@@ -79,14 +79,14 @@ def _plan(case: str, rng: np.random.Generator, n: int) -> tuple[dict, list[dict]
                  "x": 0.5 + side * rng.uniform(0.22, 0.27), "bottom": 1.0}
         others = [dict(other) for _ in range(n)]
     elif case == "behind_still":
-        other = {"crop": 1.0, "height": rng.uniform(0.30, 0.40),
-                 "x": 0.5 + side * rng.uniform(0.32, 0.40), "bottom": rng.uniform(0.72, 0.82)}
+        other = {"crop": 1.0, "height": rng.uniform(0.45, 0.60),
+                 "x": 0.5 + side * rng.uniform(0.32, 0.40), "bottom": rng.uniform(0.80, 0.90)}
         others = [dict(other) for _ in range(n)]
     else:  # walking across, behind the user
         far = case == "behind_walk"
         base = {"crop": 1.0 if far else 0.75,
-                "height": rng.uniform(0.30, 0.40) if far else rng.uniform(0.55, 0.65),
-                "bottom": rng.uniform(0.72, 0.82) if far else 1.0}
+                "height": rng.uniform(0.45, 0.60) if far else rng.uniform(0.60, 0.70),
+                "bottom": rng.uniform(0.80, 0.90) if far else 1.0}
         x0, x1 = 0.5 - side * 0.62, 0.5 + side * 0.62
         others = [dict(base, x=x0 + (x1 - x0) * t / max(1, n - 1)) for t in range(n)]
     mains = [dict(main, x=main["x"] + sway * math.sin(2 * math.pi * t / 45.0)) for t in range(n)]
