@@ -398,9 +398,17 @@ def cmd_clips(args) -> int:
     from tqdm import tqdm
 
     try:
-        made = clips.generate_clips(args.data, n_clips=args.n, size=(w, h), seed=args.seed,
-                                    backgrounds=args.backgrounds, jpeg_quality=args.jpeg,
-                                    n_still=args.still, n_move=args.move, n_still_end=args.still)
+        if args.crowd:
+            from livebg.eval.crowd import generate_crowd_clips
+
+            made = generate_crowd_clips(args.data, n_clips=args.n, size=(w, h), seed=args.seed,
+                                        backgrounds=args.backgrounds, jpeg_quality=args.jpeg,
+                                        n_frames=2 * args.still + args.move)
+        else:
+            made = clips.generate_clips(args.data, n_clips=args.n, size=(w, h), seed=args.seed,
+                                        backgrounds=args.backgrounds, jpeg_quality=args.jpeg,
+                                        n_still=args.still, n_move=args.move,
+                                        n_still_end=args.still)
         dirs = [clips.write_clip(c, Path(args.out) / c.name)
                 for c in tqdm(made, total=args.n, unit="clip", leave=False)]
     except (FileNotFoundError, ValueError) as e:
@@ -530,6 +538,10 @@ def _add_batch_commands(sub) -> None:
                    help="frames of motion (default 30)")
     p.add_argument("--backgrounds", metavar="PATH",
                    help="background image or folder (default: the package's scenes)")
+    p.add_argument("--crowd", action="store_true",
+                   help="a second person behind or beside the main one (cases behind_still, "
+                   "behind_walk, beside, cross in turn), with truths masks/ (main person) and "
+                   "masks_all/ (everyone), for `subject`")
     p.set_defaults(func=cmd_clips)
 
     p = sub.add_parser("process", help="recorded video through the pipeline: every frame, "

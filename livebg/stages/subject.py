@@ -8,7 +8,7 @@ the refiner, and fades out the people who are not the user:
 1. The probability is thresholded at 0.5 and split into connected blobs
    (8-connected).
 2. Blobs are tracked from frame to frame: each blob takes the track whose
-   previous mask is nearest (within ``match_px``) to most of its pixels.
+   previous mask, grown by ``match_px``, covers most of its pixels.
    A blob that reaches both the main track and another one (a passer-by who
    touches or crosses the user) is split pixel by pixel: a pixel goes to the
    other track only where it is nearer to that track's previous mask and more
@@ -50,14 +50,19 @@ MODES = ("all", "main")
 
 @dataclass(frozen=True)
 class SubjectOptions:
-    """Tuning of :class:`SubjectFilter`; distances in pixels of the net's resolution.
+    """Tuning of :class:`SubjectFilter`; distances in pixels of the working grid.
 
     Attributes:
+        grid: the working grid is the net's probability shrunk by this factor
+            (2: 128x72 for the landscape net; a quarter of the work, and
+            connected components, distance transforms and the rest cost
+            about four times less).
         threshold: probability above which a pixel belongs to a blob.
+        min_area: blobs smaller than this (pixels) are specks, not people.
         match_px: how far a blob may have moved since the previous frame and
-            still continue its track (2-3 px per frame at 256x144 is a brisk walk).
+            still continue its track (1-1.5 px per frame at 128x72 is a brisk walk).
         near_px: a new blob within this distance of the main person is theirs
-            (16: 6 % of the width; a weak arm appears in pieces up to ~12 px off).
+            (8: 6 % of the width; a weak arm appears in pieces up to ~6 px off).
         main_margin_px: a merged pixel this close to the main person's previous
             mask stays theirs, whatever else is near.
         fade_frames: frames a fade out (or a companion's fade in) takes.
@@ -74,10 +79,12 @@ class SubjectOptions:
         halo_px: pixels farther than this from every blob are left as they are.
     """
 
+    grid: int = 2
     threshold: float = 0.5
-    match_px: float = 4.0
-    near_px: float = 16.0
-    main_margin_px: float = 3.0
+    min_area: int = 6
+    match_px: float = 2.0
+    near_px: float = 8.0
+    main_margin_px: float = 1.5
     fade_frames: int = 5
     companion_area: float = 0.4
     companion_bottom: float = 0.85
@@ -85,7 +92,7 @@ class SubjectOptions:
     forget_frames: int = 15
     core_frames: int = 15
     recent_frames: int = 10
-    halo_px: float = 12.0
+    halo_px: float = 6.0
 
 
 @dataclass
@@ -125,18 +132,6 @@ class SubjectState:
     weight: np.ndarray | None = None
 
 
-def _dist_labels(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(distance float32, index int32) of every pixel to the nearest nonzero pixel of ``mask``.
-
-    ``index`` is 1-based in raster order of the nonzero pixels (cv2's
-    DIST_LABEL_PIXEL numbers the zero pixels of its input in scan order).
-    """
-    inv = (mask == 0).astype(np.uint8)
-    dist, idx = cv2.distanceTransformWithLabels(inv, cv2.DIST_L2, 3,
-                                                labelType=cv2.DIST_LABEL_PIXEL)
-    return dist, idx
-
-
 class SubjectFilter:
     """Keeps the main person (and companions who stay), fades out the others.
 
@@ -166,15 +161,32 @@ class SubjectFilter:
             float32 (h, w) in [0, 1]; the input itself when nothing is faded.
         """
         o, st = self.options, self.state
-        p = np.asarray(probability, np.float32)
+        full = np.asarray(probability, np.float32)
+        h, w = full.shape
+        p = cv2.resize(full, (max(1, w // o.grid), max(1, h // o.grid)),
+                       interpolation=cv2.INTER_AREA) if o.grid > 1 else full
+        weight = self._weights(p)
+        st.weight = None if weight is None else (
+            cv2.resize(weight, (w, h), interpolation=cv2.INTER_LINEAR) if o.grid > 1 else weight)
+        return full if st.weight is None else full * st.weight
+
+    def _weights(self, p: np.ndarray) -> np.ndarray | None:
+        """float32 weights on the working grid, or None when nothing is faded."""
+        o, st = self.options, self.state
         mask = (p > o.threshold).astype(np.uint8)
         st.frames += 1
         n, comp, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-        st.weight = None
+        small = stats[1:, cv2.CC_STAT_AREA] < o.min_area
+        if small.any():  # specks of haze: no track, they take the weight around them
+            keep = np.concatenate([[0], np.cumsum(~small)]) * np.concatenate([[0], ~small])
+            comp = keep.astype(np.int32)[comp]
+            stats = np.concatenate([stats[:1], stats[1:][~small]])
+            n = len(stats)
+            mask = (comp > 0).astype(np.uint8)
         if n <= 1:
             self._age(set())
             st.labels = np.zeros(p.shape, np.int32)
-            return p
+            return None
         if st.labels is None or st.labels.shape != p.shape:
             st.labels, st.tracks, st.main = None, {}, 0
         first = st.labels is None or not st.tracks
@@ -183,7 +195,7 @@ class SubjectFilter:
         area = self._classify(labels)
         self._remember_main(labels == st.main)
         st.labels = labels
-        return self._apply(p, labels, mask, area)
+        return self._apply(labels, mask, area)
 
     # ------------------------------------------------------------------ steps
 
@@ -204,14 +216,15 @@ class SubjectFilter:
                 lut[c] = self._new_track(1.0)
             return lut[comp]
         prev = st.labels
-        dist, idx = _dist_labels(prev)
-        prev_ids = prev[prev > 0]
-        near_id = prev_ids[idx - 1] if prev_ids.size else np.zeros_like(prev)
-        near_id = np.where(dist <= o.match_px, near_id, 0)
-        if st.main and np.any(prev == st.main):
-            main_dist = cv2.distanceTransform((prev != st.main).astype(np.uint8), cv2.DIST_L2, 3)
-        else:
-            main_dist = np.full(comp.shape, np.inf, np.float32)
+        if n == 2 and st.main and st.main in st.tracks:
+            # one blob (the usual frame: the user alone): theirs when it overlaps them
+            if np.any((comp > 0) & (prev == st.main)):
+                return np.where(comp > 0, np.int32(st.main), np.int32(0))
+        # the previous tracks grown by match_px (where two are that close, the higher id wins)
+        r = max(1, int(round(o.match_px)))
+        near_id = cv2.dilate(prev.astype(np.float32), np.ones((2 * r + 1, 2 * r + 1), np.uint8))
+        near_id = near_id.astype(np.int32)
+        main_dist = None  # distance to the main person's previous mask, made when needed
         if st.main and st.main_last is not None and st.main_last.shape == comp.shape:
             recent_main = st.main_last <= o.recent_frames
         else:
@@ -222,6 +235,9 @@ class SubjectFilter:
             sel = comp[box] == c
             votes = np.bincount(near_id[box][sel], minlength=1)
             votes[0] = 0
+            if (votes.sum() == 0 or st.main and votes.size > st.main and votes[st.main]) \
+                    and main_dist is None:
+                main_dist = self._main_dist(prev)
             if votes.sum() == 0:
                 near_main = st.main and float(main_dist[box][sel].min()) <= o.near_px
                 labels[box][sel] = st.main if near_main else self._new_track(0.0)
@@ -230,6 +246,8 @@ class SubjectFilter:
             if st.main and ((st.main < votes.size and votes[st.main] > 0) or recent.any()):
                 # the main person's blob: split off only what clearly belongs to someone else
                 lab = np.full(int(sel.sum()), st.main, np.int32)
+                if main_dist is None:
+                    main_dist = self._main_dist(prev)
                 nid, md = near_id[box][sel], main_dist[box][sel]
                 other = (nid > 0) & (nid != st.main) & (md > o.main_margin_px) & ~recent
                 lab[other] = nid[other]
@@ -238,14 +256,23 @@ class SubjectFilter:
                 labels[box][sel] = int(np.argmax(votes))
         return labels
 
+    def _main_dist(self, prev: np.ndarray) -> np.ndarray:
+        """float32: each pixel's distance to the main person's previous mask (inf: none)."""
+        main = self.state.main
+        if not main or not np.any(prev == main):
+            return np.full(prev.shape, np.inf, np.float32)
+        return cv2.distanceTransform((prev != main).astype(np.uint8), cv2.DIST_L2, 3)
+
     def _remember_main(self, main: np.ndarray) -> None:
         """Update the per-pixel main-person history (``main_age``, ``main_last``)."""
         st = self.state
         if st.main_age is None or st.main_age.shape != main.shape:
             st.main_age = np.zeros(main.shape, np.uint16)
             st.main_last = np.full(main.shape, 1000, np.uint16)
-        st.main_age = np.where(main, np.minimum(st.main_age + 1, 60000), 0).astype(np.uint16)
-        st.main_last = np.where(main, 0, np.minimum(st.main_last + 1, 1000)).astype(np.uint16)
+        np.minimum(st.main_age + 1, 60000, out=st.main_age)
+        st.main_age[~main] = 0
+        np.minimum(st.main_last + 1, 1000, out=st.main_last)
+        st.main_last[main] = 0
 
     def _prune_main(self, labels: np.ndarray, comp: np.ndarray, n: int,
                     stats: np.ndarray) -> None:
@@ -357,22 +384,23 @@ class SubjectFilter:
                 if tid == st.main:
                     st.main = 0
 
-    def _apply(self, p: np.ndarray, labels: np.ndarray, mask: np.ndarray,
-               area: dict[int, int]) -> np.ndarray:
-        """p times the weight of the nearest blob's track (1 far from every blob)."""
+    def _apply(self, labels: np.ndarray, mask: np.ndarray,
+               area: dict[int, int]) -> np.ndarray | None:
+        """Weights: each blob's track weight on its pixels, spread ``halo_px`` around faded ones.
+
+        Pixels off every blob take the lowest weight within ``halo_px`` (the soft
+        edge around a faded person fades with them); blob pixels keep their own.
+        """
         st, o = self.state, self.options
         if all(st.tracks[tid].weight >= 1.0 for tid in area):
-            st.weight = None
-            return p
+            return None
         lut = np.ones(max(st.tracks) + 1, np.float32)
         for tid, t in st.tracks.items():
             lut[tid] = t.weight
-        dist, idx = _dist_labels(mask)
-        ids = labels[mask > 0]
-        weight = lut[ids[idx - 1]]
-        weight[dist > o.halo_px] = 1.0
-        st.weight = weight
-        return p * weight
+        own = lut[labels]  # 1 off the blobs (labels 0)
+        r = int(round(o.halo_px))
+        spread = cv2.erode(own, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+        return np.where(mask > 0, own, spread)
 
 
 def make_subject(mode: str = "all", **options):
