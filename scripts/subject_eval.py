@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from livebg import config
-from livebg.eval.clips import load_pairs, read_clip, write_clip
+from livebg.eval.clips import load_pairs, write_clip
 from livebg.eval.crowd import CASES, generate_crowd_clip, generate_crowd_clips
 from livebg.eval.evaluate import evaluate
 from livebg.factory import make_processor
@@ -45,8 +45,8 @@ def table(data: Path, clips: int, out: Path, refine: str) -> None:
             if items:
                 rows[case][mode] = items
         rows["all cases"][mode] = res.items
-    print(f"| case (clips) | mode | IoU, main-person truth | IoU, everyone truth | frames "
-          f"cutting the main person | most of the main person lost (net) |")
+    print("| case (clips) | mode | IoU, main-person truth | IoU, everyone truth | frames "
+          "cutting the main person | most of the main person lost (net) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for case, modes in rows.items():
         for mode, items in modes.items():
