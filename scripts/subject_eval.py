@@ -92,10 +92,14 @@ def bench(data: Path) -> None:
     cv2.setNumThreads(1)
     from livebg.stages.subject import SubjectFilter
 
-    for case in ("behind_still", "cross"):
-        clip = _pair_clip(data, case, (1280, 720), 60)
-        proc = make_processor(config.set_values(config.Config(), {"subject": "all"}), 1280, 720)
-        probs = [proc.segment(f).probability for f in clip.frames]
+    from livebg.stages.sources import SampleSource
+
+    proc = make_processor(config.set_values(config.Config(), {"subject": "all"}), 1280, 720)
+    sample = SampleSource(width=1280, height=720, count=60)
+    for case in ("alone (the built-in sample)", "behind_still", "cross"):
+        frames = ([sample.render(i) for i in range(60)] if case.startswith("alone")
+                  else _pair_clip(data, case, (1280, 720), 60).frames)
+        probs = [proc.segment(f).probability for f in frames]
         f = SubjectFilter()
         f.update(probs[0])
         ms, cpu = [], []

@@ -95,3 +95,24 @@ def test_real_net_main_drops_the_other_person_and_keeps_the_main_one(pair, case)
         kept_all = found["all"][t][person] > 0.5
         kept_main = found["main"][t][person] > 0.5
         assert (kept_all & ~kept_main).mean() < 0.002, t  # nothing of the main person cut
+
+
+def test_crowd_clips_from_the_cli_are_scored_against_both_truths(portraits, tmp_path):
+    from livebg.cli import main
+    from livebg.eval.evaluate import evaluate
+
+    out = tmp_path / "crowd"
+    assert main(["clips", str(portraits), str(out), "--crowd", "--n", "1", "--size", "256x144",
+                 "--still", "5", "--move", "10"]) == 0
+    (clip,) = out.iterdir()
+    assert len(list((clip / "masks_all").glob("*.png"))) == 20
+    everyone = cv2.imread(str(clip / "masks_all" / "00010.png"), 0)
+    main_only = cv2.imread(str(clip / "masks" / "00010.png"), 0)
+    assert (everyone > 127).sum() > (main_only > 127).sum() + 100  # the second person is in it
+    for mode in ("all", "main"):
+        cfg = config.set_values(config.Config(), {"subject": mode, "refine.mode": "none"})
+        res = evaluate(out, lambda w, h, c=cfg: make_processor(c, w, h), progress=False)
+        row = res.items[0]
+        assert row["case"] == "behind_still" and row["frames"] == 20
+        assert 0 <= row["iou_all"] <= 1 and row["main_cut"] == 0
+        assert res.summary["main_cut"] == 0

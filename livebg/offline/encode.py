@@ -78,22 +78,23 @@ class VideoWriter:
         rate: nominal frame rate (for the encoder's rate control).
         alpha: frames are BGRA and the alpha is kept (.webm, .mov).
         audio: the input's audio streams, copied or re-encoded.
+        threads: encoder threads (0: FFmpeg's choice).
     """
 
     def __init__(self, path: Path, kind: str, *, width: int, height: int, time_base: Fraction,
-                 rate: Fraction, alpha: bool, audio: list):
+                 rate: Fraction, alpha: bool, audio: list, threads: int = 0):
         check_encoder(kind)
         self.path, self.kind, self.alpha = Path(path), kind, alpha
         self.container = av.open(str(path), "w")
         try:
-            self.stream = self._video_stream(width, height, time_base, rate)
+            self.stream = self._video_stream(width, height, time_base, rate, threads)
             self.audio = {a.index: self._audio_stream(a) for a in audio}
         except BaseException:
             self.container.close()
             raise
         self._last_pts: int | None = None
 
-    def _video_stream(self, width, height, time_base, rate):
+    def _video_stream(self, width, height, time_base, rate, threads):
         opts = {"mp4": ("libx264", "yuv420p", {"crf": "18", "preset": "veryfast"}),
                 "webm": ("libvpx-vp9", "yuva420p" if self.alpha else "yuv420p",
                          {"crf": "30", "b": "0", "deadline": "realtime", "cpu-used": "8",
@@ -106,7 +107,7 @@ class VideoWriter:
         stream.pix_fmt = pix_fmt
         stream.time_base = time_base
         stream.codec_context.time_base = time_base
-        stream.thread_count = 1
+        stream.thread_count = threads
         if self.kind == "webm" and self.alpha:
             stream.metadata["alpha_mode"] = "1"
         return stream

@@ -289,7 +289,7 @@ class SubjectFilter:
         core = (st.main_age >= o.core_frames).astype(np.uint8)
         if not core.any():
             return
-        mains = [c for c in range(1, n) if self._box_label(labels, comp, stats, c) == st.main]
+        mains = np.unique(comp[labels == st.main]).tolist()
         if len(mains) < 2:
             return
         core_dist = cv2.distanceTransform(1 - core, cv2.DIST_L2, 3)
@@ -300,14 +300,6 @@ class SubjectFilter:
             if sel.any() and float(core_dist[box][sel].min()) > o.near_px:
                 labels[box][sel] = self._new_track(1.0)
 
-    @staticmethod
-    def _box_label(labels, comp, stats, c) -> int:
-        """The track most of blob ``c``'s pixels have."""
-        x, y, bw, bh = (int(v) for v in stats[c, :4])
-        box = (slice(y, y + bh), slice(x, x + bw))
-        ids = labels[box][comp[box] == c]
-        return int(np.bincount(ids).argmax()) if ids.size else 0
-
     def _classify(self, labels: np.ndarray) -> dict[int, int]:
         """Pick the main track when there is none, promote or demote companions, fade.
 
@@ -315,8 +307,9 @@ class SubjectFilter:
         """
         o, st = self.options, self.state
         h, w = labels.shape
-        ids, areas = np.unique(labels[labels > 0], return_counts=True)
-        area = dict(zip(ids.tolist(), areas.tolist()))
+        counts = np.bincount(labels.ravel())
+        ids = np.flatnonzero(counts[1:]) + 1
+        area = dict(zip(ids.tolist(), counts[ids].tolist()))
         self._age(set(area))
         if not st.main or st.main not in area:
             st.main = self._pick_main(labels, area)
