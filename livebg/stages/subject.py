@@ -58,7 +58,8 @@ class SubjectOptions:
             connected components, distance transforms and the rest cost
             about four times less).
         threshold: probability above which a pixel belongs to a blob.
-        min_area: blobs smaller than this (pixels) are specks, not people.
+        min_area: blobs smaller than this (pixels; 16 is 0.2 % of 128x72) are specks
+            of haze, not people: no track, they take the weight around them.
         match_px: how far a blob may have moved since the previous frame and
             still continue its track (1-1.5 px per frame at 128x72 is a brisk walk).
         near_px: a new blob within this distance of the main person is theirs
@@ -81,7 +82,7 @@ class SubjectOptions:
 
     grid: int = 2
     threshold: float = 0.5
-    min_area: int = 6
+    min_area: int = 16
     match_px: float = 2.0
     near_px: float = 8.0
     main_margin_px: float = 1.5
