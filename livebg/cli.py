@@ -448,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_daemon_commands(sub)
     _add_batch_commands(sub)
+    _add_process_command(sub)
     return parser
 
 
@@ -478,6 +479,23 @@ def _add_daemon_commands(sub) -> None:
     p.add_argument("--no-probe", action="store_true", help="do not open cameras to list formats")
     p.set_defaults(func=cmd_doctor)
 
+
+
+def _add_process_command(sub) -> None:
+    p = sub.add_parser("process", help="recorded video through the pipeline: every frame, "
+                       "audio and timestamps kept (.mp4, .webm, .mov, PNG folder)")
+    _add_common(p, io=False)
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="IN OUT, or IN... with --out DIR")
+    p.add_argument("--out", metavar="DIR", help="folder for several outputs (NAME.FORMAT each)")
+    p.add_argument("--format", choices=("mp4", "webm", "mov", "png"), default="mp4",
+                   help="output kind with --out (default mp4; png: a folder of frames)")
+    p.add_argument("--matte-only", action="store_true",
+                   help="write the alpha as a grey video instead of the composite")
+    p.add_argument("--jobs", type=int, default=2, metavar="N",
+                   help="files processed at once with --out (default 2, one per core)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_process)
 
 
 def _add_batch_commands(sub) -> None:
@@ -543,21 +561,6 @@ def _add_batch_commands(sub) -> None:
                    "behind_walk, beside, cross in turn), with truths masks/ (main person) and "
                    "masks_all/ (everyone), for `subject`")
     p.set_defaults(func=cmd_clips)
-
-    p = sub.add_parser("process", help="recorded video through the pipeline: every frame, "
-                       "audio and timestamps kept (.mp4, .webm, .mov, PNG folder)")
-    _add_common(p, io=False)
-    p.add_argument("paths", nargs="+", metavar="PATH",
-                   help="IN OUT, or IN... with --out DIR")
-    p.add_argument("--out", metavar="DIR", help="folder for several outputs (NAME.FORMAT each)")
-    p.add_argument("--format", choices=("mp4", "webm", "mov", "png"), default="mp4",
-                   help="output kind with --out (default mp4; png: a folder of frames)")
-    p.add_argument("--matte-only", action="store_true",
-                   help="write the alpha as a grey video instead of the composite")
-    p.add_argument("--jobs", type=int, default=2, metavar="N",
-                   help="files processed at once with --out (default 2, one per core)")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_process)
 
     p = sub.add_parser("tray", help="tray icon and settings window (needs livebg[tray])")
     p.add_argument("--no-start", action="store_true",

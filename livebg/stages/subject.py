@@ -33,9 +33,10 @@ the refiner, and fades out the people who are not the user:
    probability is multiplied by it.
 
 All state lives in one :class:`SubjectState`; :meth:`SubjectFilter.reset`
-forgets it (new camera, new clip, scene cut). Cost: about 0.2-0.3 ms per frame on
-one core at 256x144, whatever the frame size (measured by
-``scripts/subject_eval.py --bench``).
+forgets it (new camera, new clip, scene cut). Cost, CPU time on one core of
+the shared 2-core test machine (load average ~30), whatever the frame size:
+0.57 ms p50 with one person in view, 0.8-1.3 ms with two
+(``scripts/subject_eval.py --bench``).
 """
 
 from __future__ import annotations
