@@ -116,3 +116,20 @@ def test_crowd_clips_from_the_cli_are_scored_against_both_truths(portraits, tmp_
         assert row["case"] == "behind_still" and row["frames"] == 20
         assert 0 <= row["iou_all"] <= 1 and row["main_cut"] == 0
         assert res.summary["main_cut"] == 0
+
+
+def test_a_subject_change_swaps_only_that_stage():
+    """What `livebg ctl set subject all` does in the daemon (engine.reconfig.plan)."""
+    from livebg.engine.reconfig import plan
+    from livebg.stats import StageStats
+
+    old = config.Config()
+    proc = make_processor(old, 256, 144)
+    assert isinstance(proc.subject, SubjectFilter)
+    new = config.set_value(old, "subject", "all", source="control")
+    change = plan(old, new, proc, (256, 144), StageStats())
+    assert change.changed == ["subject"] and not change.reopen and not change.restart
+    assert change.processor.subject is None
+    assert change.processor.segmenter is proc.segmenter  # the net is not reloaded
+    back = plan(new, old, change.processor, (256, 144), StageStats())
+    assert isinstance(back.processor.subject, SubjectFilter)
