@@ -133,3 +133,20 @@ def test_a_subject_change_swaps_only_that_stage():
     assert change.processor.segmenter is proc.segmenter  # the net is not reloaded
     back = plan(new, old, change.processor, (256, 144), StageStats())
     assert isinstance(back.processor.subject, SubjectFilter)
+
+
+def test_fade_goes_on_while_the_image_is_still(pair):
+    """The still gate skips the net on still frames; a fade under way must not freeze."""
+    a_img, a_mask, b_img, b_mask = pair
+    bg = cv2.imread(str(config.Path(__file__).resolve().parent.parent / "livebg" / "data"
+                        / "scene_rocket.jpg"))
+    clip = generate_crowd_clip(a_img, a_mask, b_img, b_mask, bg, case="behind_still",
+                               size=(640, 360), n_frames=1, seed=3, noise_sigma=0)
+    frame = clip.frames[0]
+    other = (clip.masks_all[0] > 0.5) & (clip.masks[0] < 0.05)
+    proc = make_processor(config.Config(), 640, 360)
+    assert proc.still is not None and isinstance(proc.subject, SubjectFilter)
+    outs = [proc.alpha(frame) for _ in range(12)]
+    assert (outs[0][other] > 0.5).mean() > 0.5  # shown at the start, then fading
+    assert (outs[-1][other] > 0.5).mean() < 0.1
+    assert not proc.subject.fading
