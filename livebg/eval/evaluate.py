@@ -287,7 +287,9 @@ def _run_clip(clip: Clip, proc, keep: _Worst, out: Path | None, bar) -> dict:
         alpha = proc.matte(image, seg)  # = proc.alpha(image), keeping the net's output
         ms.append((time.perf_counter() - t0) * 1e3)
         if clip.masks_all is not None:
-            found.append(_dropped(proc, seg.probability, image.shape[:2]))
+            prob = getattr(seg, "probability", None)  # None: a still frame, its alpha reused
+            found.append(_dropped(proc, prob, image.shape[:2]) if prob is not None
+                         else (found[-1] if found else None))
         a8 = _alpha8(alpha)
         preds.append(a8)
         if out is not None:
