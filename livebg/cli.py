@@ -71,6 +71,8 @@ def _overrides(args) -> dict:
         o["temporal.mode"] = {"on": "motion"}.get(args.temporal, args.temporal)
     if getattr(args, "threads", None) is not None:
         o["model.threads"] = args.threads
+    if getattr(args, "subject", None):
+        o["subject"] = args.subject
     if getattr(args, "overwrite", False):
         o["output.overwrite"] = True
     return o
@@ -117,6 +119,8 @@ def _add_common(p: argparse.ArgumentParser, *, io: bool = True, frames: bool = T
                        help="temporal stage on (motion) or off (see `temporal.mode`)")
     p.add_argument("--threads", type=int, metavar="N",
                    help="net threads on the CPU, 1 to 64 (see `model.threads`)")
+    p.add_argument("--subject", choices=("all", "main"),
+                   help="keep everyone, or the main person only (see `subject`)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override any configuration key, e.g. background.blur=0.8")
     if overwrite:
@@ -594,9 +598,17 @@ def cmd_clips(args) -> int:
                         "empty folder or pass --overwrite")
     make_out_folder(out, "OUT")
     try:
-        made = clips.generate_clips(args.data, n_clips=args.n, size=(w, h), seed=args.seed,
-                                    backgrounds=args.backgrounds, jpeg_quality=args.jpeg,
-                                    n_still=args.still, n_move=args.move, n_still_end=args.still)
+        if args.crowd:
+            from livebg.eval.crowd import generate_crowd_clips
+
+            made = generate_crowd_clips(args.data, n_clips=args.n, size=(w, h), seed=args.seed,
+                                        backgrounds=args.backgrounds, jpeg_quality=args.jpeg,
+                                        n_frames=2 * args.still + args.move)
+        else:
+            made = clips.generate_clips(args.data, n_clips=args.n, size=(w, h), seed=args.seed,
+                                        backgrounds=args.backgrounds, jpeg_quality=args.jpeg,
+                                        n_still=args.still, n_move=args.move,
+                                        n_still_end=args.still)
         dirs = []
         for c in tqdm(made, total=args.n, unit="clip", leave=False):
             if os.path.lexists(out / c.name) and not args.overwrite:
@@ -610,6 +622,15 @@ def cmd_clips(args) -> int:
     print(f"{len(dirs)} clip(s) of {2 * args.still + args.move} frames at {w}x{h} written "
           f"to {args.out}; score them with `livebg eval {args.out}`")
     return 0
+
+
+def cmd_process(args) -> int:
+    """Recorded video through the pipeline: every frame, audio and timestamps kept."""
+    from livebg.offline import cli as offline_cli
+
+    cfg = load_config(args)
+    _setup_logging("warning" if cfg.log.level == "info" else cfg.log.level)
+    return offline_cli.main(cfg, args)
 
 
 def cmd_tray(args) -> int:
@@ -633,6 +654,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_daemon_commands(sub)
     _add_batch_commands(sub)
+    _add_process_command(sub)
     return parser
 
 
@@ -667,6 +689,23 @@ def _add_daemon_commands(sub) -> None:
     p.add_argument("--no-probe", action="store_true", help="do not open cameras to list formats")
     p.set_defaults(func=cmd_doctor)
 
+
+
+def _add_process_command(sub) -> None:
+    p = sub.add_parser("process", help="recorded video through the pipeline: every frame, "
+                       "audio and timestamps kept (.mp4, .webm, .mov, PNG folder)")
+    _add_common(p, io=False)
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="IN OUT, or IN... with --out DIR")
+    p.add_argument("--out", metavar="DIR", help="folder for several outputs (NAME.FORMAT each)")
+    p.add_argument("--format", choices=("mp4", "webm", "mov", "png"), default="mp4",
+                   help="output kind with --out (default mp4; png: a folder of frames)")
+    p.add_argument("--matte-only", action="store_true",
+                   help="write the alpha as a grey video instead of the composite")
+    p.add_argument("--jobs", type=int, default=2, metavar="N",
+                   help="files processed at once with --out (default 2, one per core)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_process)
 
 
 def _add_batch_commands(sub) -> None:
@@ -737,6 +776,10 @@ def _add_batch_commands(sub) -> None:
                    help="background image or folder (default: the package's scenes)")
     p.add_argument("--overwrite", action="store_true",
                    help="allow replacing clips that exist in OUT")
+    p.add_argument("--crowd", action="store_true",
+                   help="a second person behind or beside the main one (cases behind_still, "
+                   "behind_walk, beside, cross in turn), with truths masks/ (main person) and "
+                   "masks_all/ (everyone), for `subject`")
     p.set_defaults(func=cmd_clips)
 
     p = sub.add_parser("tray", help="tray icon and settings window (needs livebg[tray])")
@@ -762,6 +805,7 @@ def main(argv: list[str] | None = None) -> int:
     from livebg.sinks.base import SinkError
     from livebg.stages.compose.backgrounds import BackgroundError
     from livebg.stages.sources import SourceError
+    from livebg.offline.decode import OfflineError
 
     try:
         args = build_parser().parse_args(argv)
@@ -779,7 +823,7 @@ def main(argv: list[str] | None = None) -> int:
             gc.freeze()
         return rc
     except (UserError, ConfigError, SourceError, SinkError, ModelError, AlreadyRunning,
-            UnsafePath, BackgroundError) as e:
+            UnsafePath, BackgroundError, OfflineError) as e:
         print(f"livebg: error: {' '.join(str(e).split())}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:

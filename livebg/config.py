@@ -152,6 +152,9 @@ class DaemonConfig:
 @dataclass
 class Config:
     input: str = _opt("camera", "camera, sample (the built-in demo clip), or a video or image file")
+    subject: str = _opt("main", "who is kept: main (the person the camera is on, and anyone who "
+                        "stays beside them; people passing behind fade out) or all (everyone "
+                        "the net finds)", choices=("all", "main"))
     camera: CameraConfig = field(default_factory=CameraConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)

@@ -72,12 +72,20 @@ def make_still_gate(segmenter, temporal):
                      image_hi=temporal.image_hi)
 
 
+def make_subject(cfg: Config):
+    """The main-person filter for ``subject: main``, or None for ``all``."""
+    from livebg.stages.subject import make_subject as _make
+
+    return _make(cfg.subject)
+
+
 def make_processor(cfg: Config, width: int, height: int,
                    stats: StageStats | None = None) -> Processor:
-    """Segmenter, refiner, temporal stage, compositor and still gate for frames of this size."""
+    """Segmenter, refiner, temporal stage, subject filter, compositor and still gate for frames
+    of this size."""
     segmenter, temporal = make_segmenter(cfg, width, height), make_temporal(cfg)
     return Processor(segmenter, make_refiner(cfg), make_compositor(cfg), temporal, stats=stats,
-                     still=make_still_gate(segmenter, temporal))
+                     still=make_still_gate(segmenter, temporal), subject=make_subject(cfg))
 
 
 def make_source(cfg: Config, *, count: int | None = None, loop: bool = False):

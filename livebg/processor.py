@@ -51,15 +51,19 @@ class Processor:
         stats: where stage timings go (a private one when None).
         still: optional :class:`~livebg.stages.still.StillGate`: skip the
             net and the refinement of frames where nothing moved.
+        subject: optional; has ``update(probability) -> probability`` and
+            ``reset()`` (:mod:`livebg.stages.subject`), called after the
+            temporal stage's first step, before refinement.
     """
 
     def __init__(self, segmenter: Segmenter, refiner: Refiner, compositor: Compositor,
                  temporal: TemporalStage | None = None, stats: StageStats | None = None,
-                 still: StillGate | None = None):
+                 still: StillGate | None = None, subject=None):
         self.segmenter = segmenter
         self.refiner = refiner
         self.compositor = compositor
         self.temporal = temporal
+        self.subject = subject
         self.stats = stats or StageStats()
         self.still = still
         self._last_alpha: np.ndarray | None = None  # matte's last full-run alpha
@@ -88,6 +92,8 @@ class Processor:
         the last full run's alpha itself (the net runs here instead when
         there is none, e.g. right after a reset).
         """
+        if seg is STILL and self.subject is not None and self.subject.fading:
+            seg = self.segmenter.segment(image)  # a fade must go on while the image is still
         if seg is STILL:
             last = self._last_alpha
             if last is not None and last.shape == image.shape[:2]:
@@ -106,6 +112,9 @@ class Processor:
             t0, c0 = time.perf_counter(), time.thread_time()
             prob = self.temporal.update_probability(prob, image)
             t_temporal, c_temporal = time.perf_counter() - t0, time.thread_time() - c0
+        if self.subject is not None:
+            with Timer(self.stats, "subject"):
+                prob = self.subject.update(prob)
         with Timer(self.stats, "refine"):
             alpha = self.refiner.refine(image, prob, seg.features)
         if self.temporal is not None:
@@ -152,3 +161,5 @@ class Processor:
         self._last_alpha = self._reused = None
         if self.still is not None:
             self.still.reset()
+        if self.subject is not None:
+            self.subject.reset()

@@ -290,6 +290,12 @@ def test_menu_actions_change_the_daemon(daemon, tray, home):
         tray.action(f"refine:{other}").trigger()
         assert link.get("refine.mode") == other
 
+    tray.rebuild_menu()  # subject: applied live through the control socket, and saved
+    tray.action("subject:all").trigger()
+    assert link.get("subject") == "all" and "subject: all" in config_file(home).read_text()
+    tray.rebuild_menu()
+    assert tray.action("subject:all").isChecked() and not tray.action("subject:main").isChecked()
+
     tray.rebuild_menu()
     tray.action("none").trigger()
     assert link.get("background.mode") == "none"

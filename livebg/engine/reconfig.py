@@ -93,19 +93,22 @@ def plan(old: Config, new: Config, processor, size: tuple[int, int],
     Raises what building a stage raises (ModelError, ValueError...); the
     running stages are untouched then.
     """
-    from livebg.factory import make_compositor, make_processor
+    from livebg.factory import make_compositor, make_processor, make_subject
     from livebg.processor import Processor
 
     changed = [f.name for f in dataclasses.fields(Config)
                if getattr(old, f.name) != getattr(new, f.name)]
     proc = processor
+    swapped = {"background", "subject"}  # applied by swapping one stage, the net kept
     rebuild = [c for c in changed
-               if c not in RESTART_SECTIONS | SOURCE_SECTIONS | LIVE_SECTIONS | {"background"}]
+               if c not in RESTART_SECTIONS | SOURCE_SECTIONS | LIVE_SECTIONS | swapped]
     if rebuild and proc is not None:
         proc = make_processor(new, *size, stats=stats)
-    elif "background" in changed and proc is not None:
-        proc = Processor(proc.segmenter, proc.refiner, make_compositor(new), proc.temporal,
-                         stats=stats, still=getattr(proc, "still", None))
+    elif swapped & set(changed) and proc is not None:
+        compositor = make_compositor(new) if "background" in changed else proc.compositor
+        subject = make_subject(new) if "subject" in changed else proc.subject
+        proc = Processor(proc.segmenter, proc.refiner, compositor, proc.temporal,
+                         stats=stats, still=getattr(proc, "still", None), subject=subject)
     restart = [c for c in changed if c in RESTART_SECTIONS]
     if new.daemon.socket != old.daemon.socket:
         restart.append("daemon.socket")

@@ -65,6 +65,9 @@ class Clip:
         name: short identifier (used as folder name by :func:`write_clip`).
         params: JSON-able description of how the clip was made (seed, sizes,
             per-frame motion and gain).
+        masks_all: for clips with more than one person (:mod:`livebg.eval.crowd`),
+            the truth with everyone in it (``masks`` then holds the main
+            person only); None otherwise.
     """
 
     frames: list[np.ndarray]
@@ -72,6 +75,7 @@ class Clip:
     moving: list[bool]
     name: str
     params: dict = field(default_factory=dict)
+    masks_all: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -371,7 +375,8 @@ def write_clip(clip: Clip, directory: str | Path) -> Path:
     """Write a clip: ``frames/00000.png``, ``masks/00000.png`` (8-bit alpha, 255 =
     person) and ``meta.json`` (name, moving flags, params).
 
-    Masks are rounded to 1/255; frames are stored losslessly.
+    Masks are rounded to 1/255; frames are stored losslessly. A clip with
+    ``masks_all`` also gets ``masks_all/00000.png`` (everyone).
 
     Returns:
         The directory.
@@ -379,12 +384,18 @@ def write_clip(clip: Clip, directory: str | Path) -> Path:
     out = Path(directory)
     (out / "frames").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
+    if clip.masks_all is not None:
+        (out / "masks_all").mkdir(parents=True, exist_ok=True)
     for t, (frame, mask) in enumerate(zip(clip.frames, clip.masks)):
         m8 = np.clip(np.rint(mask * 255.0), 0, 255).astype(np.uint8)
         if not cv2.imwrite(str(out / "frames" / f"{t:05d}.png"), frame) or not cv2.imwrite(
             str(out / "masks" / f"{t:05d}.png"), m8
         ):
             raise OSError(f"could not write frame {t} under {out}")
+        if clip.masks_all is not None:
+            a8 = np.clip(np.rint(clip.masks_all[t] * 255.0), 0, 255).astype(np.uint8)
+            if not cv2.imwrite(str(out / "masks_all" / f"{t:05d}.png"), a8):
+                raise OSError(f"could not write masks_all/{t:05d}.png under {out}")
     meta = {
         "name": clip.name,
         "n_frames": len(clip),
@@ -415,12 +426,21 @@ def read_clip(directory: str | Path) -> Clip:
     moving = [bool(v) for v in meta["moving"]]
     if len(moving) != n:
         raise ValueError(f"{meta_path}: {len(moving)} moving flags for {n} frames")
+    masks_all = None
+    if (d / "masks_all").is_dir():
+        masks_all = []
+        for t in range(n):
+            m = cv2.imread(str(d / "masks_all" / f"{t:05d}.png"), cv2.IMREAD_GRAYSCALE)
+            if m is None:
+                raise FileNotFoundError(f"masks_all/{t:05d}.png missing under {d}")
+            masks_all.append(m.astype(np.float32) * np.float32(1.0 / 255.0))
     return Clip(
         frames=frames,
         masks=masks,
         moving=moving,
         name=meta.get("name", d.name),
         params=meta.get("params", {}),
+        masks_all=masks_all,
     )
 
 

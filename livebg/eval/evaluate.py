@@ -263,7 +263,12 @@ def evaluate(data: str | Path, make_processor: Callable[[int, int], object], *,
                 clip = load_clip(d)
                 rows.append(_run_clip(clip, processor_for(clip.frames[0]), keep, out, bar))
     keys = _FRAME_KEYS + (_CLIP_KEYS if kind == "clips" else ()) + ("ms",)
+    if any("iou_all" in r for r in rows):
+        keys += ("iou_all", "main_lost")
     summary = {k: _mean(r.get(k) for r in rows) for k in keys}
+    if any("main_cut" in r for r in rows):
+        summary["main_cut"] = int(sum(r.get("main_cut", 0) for r in rows))
+        summary["main_lost"] = max(r.get("main_lost", 0.0) for r in rows)
     # the median: the first frame pays for loading and compiling (seconds with numba)
     summary["ms"] = float(np.median([r["ms"] for r in rows])) if rows else math.nan
     summary["items"] = len(rows)
@@ -281,10 +286,16 @@ def _run_clip(clip: Clip, proc, keep: _Worst, out: Path | None, bar) -> dict:
         (out / clip.name).mkdir(parents=True, exist_ok=True)
     preds, per_iou, per_biou, ms = [], [], [], []
     worst_score, worst_t = math.inf, 0
+    found = []  # crowd clips: where the subject filter dropped what the net found
     for t, image in enumerate(clip.frames):
         t0 = time.perf_counter()
-        alpha = proc.alpha(image)
+        seg = proc.segment(image)
+        alpha = proc.matte(image, seg)  # = proc.alpha(image), keeping the net's output
         ms.append((time.perf_counter() - t0) * 1e3)
+        if clip.masks_all is not None:
+            prob = getattr(seg, "probability", None)  # None: a still frame, its alpha reused
+            found.append(_dropped(proc, prob, image.shape[:2]) if prob is not None
+                         else (found[-1] if found else None))
         a8 = _alpha8(alpha)
         preds.append(a8)
         if out is not None:
@@ -301,7 +312,9 @@ def _run_clip(clip: Clip, proc, keep: _Worst, out: Path | None, bar) -> dict:
                   for t, m in enumerate(clip.still_masks())]
     keep.offer(worst_score, f"{clip.name}/{stems[worst_t]}", clip.frames[worst_t],
                _alpha8(clip.masks[worst_t]), preds[worst_t])
+    crowd = _crowd_scores(clip, preds, found) if clip.masks_all is not None else {}
     return {
+        **crowd,
         "name": clip.name,
         "frames": len(clip),
         **{k: getattr(scores.all_frames, k) for k in _FRAME_KEYS},
@@ -317,6 +330,51 @@ def _run_clip(clip: Clip, proc, keep: _Worst, out: Path | None, bar) -> dict:
     }
 
 
+MAIN_CUT_FRACTION = 0.002
+"""A frame "cuts the main person" when the subject filter drops more than this fraction of
+the main person's pixels (0.2 %: about a fingertip) that the net found."""
+
+
+def _dropped(proc, probability: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
+    """bool (H, W): where the net said person (> 0.5) and the subject filter took it away.
+
+    None when the processor has no subject filter (``subject: all``) or it faded nothing.
+    """
+    weight = getattr(getattr(getattr(proc, "subject", None), "state", None), "weight", None)
+    if weight is None:
+        return None
+    h, w = shape
+    net = cv2.resize(probability, (w, h), interpolation=cv2.INTER_LINEAR)
+    kept = cv2.resize(probability * weight, (w, h), interpolation=cv2.INTER_LINEAR)
+    return (net > 0.5) & (kept <= 0.5)
+
+
+def main_lost(pred8: np.ndarray, main_truth: np.ndarray) -> float:
+    """Fraction of the main person (truth > 0.5) that ``pred8`` (uint8 alpha) puts below 0.5."""
+    person = main_truth > 0.5
+    n = int(person.sum())
+    return float(np.count_nonzero(pred8[person] < 128)) / n if n else 0.0
+
+
+def _crowd_scores(clip: Clip, preds: list[np.ndarray], dropped: list) -> dict:
+    """Scores against both truths of a crowd clip (:mod:`livebg.eval.crowd`).
+
+    ``iou`` and the other standard scores are against ``masks`` (the main person
+    only); this adds ``iou_all`` (against everyone), ``main_lost`` (the largest
+    fraction of the main person below 0.5 in any frame: the net's and the
+    refiner's misses, the same in both modes, plus any cut) and ``main_cut``
+    (frames where the subject filter dropped more than
+    :data:`MAIN_CUT_FRACTION` of the main person; 0 for ``subject: all``).
+    """
+    lost = [main_lost(p, g) for p, g in zip(preds, clip.masks)]
+    cut = [0.0 if d is None else float(np.count_nonzero(d & (g > 0.5))) / max(1, int((g > 0.5).sum()))
+           for d, g in zip(dropped, clip.masks)]
+    return {"case": clip.params.get("case", ""),
+            "iou_all": _mean(metrics.iou(p, g) for p, g in zip(preds, clip.masks_all)),
+            "main_lost": max(lost), "main_cut_max": max(cut),
+            "main_cut": int(sum(v > MAIN_CUT_FRACTION for v in cut))}
+
+
 # --------------------------------------------------------------------------- output
 
 _COLUMNS = {  # key: (header, format, scale)
@@ -325,6 +383,8 @@ _COLUMNS = {  # key: (header, format, scale)
     "dtssd": ("dtSSD%", "{:.2f}", 100), "flicker": ("flick%", "{:.3f}", 100),
     "flicker_still": ("flickStill%", "{:.3f}", 100), "lag": ("lag", "{:.2f}", 1),
     "moving_boundary_iou": ("bIoU-mov", "{:.4f}", 1), "ms": ("ms", "{:.1f}", 1),
+    "iou_all": ("IoU-all", "{:.4f}", 1), "main_lost": ("lost%", "{:.2f}", 100),
+    "main_cut": ("cut", "{:.0f}", 1),
 }
 
 
@@ -359,7 +419,7 @@ def format_table(result: EvalResult, *, max_rows: int | None = None) -> str:
     s = result.settings
     lines.append(f"{result.summary['items']} {result.kind}, {result.summary['frames']} frames; "
                  f"model {s.get('model', '?')}, refine {s.get('refine', '?')}, "
-                 f"temporal {s.get('temporal', '?')}"
+                 f"temporal {s.get('temporal', '?')}, subject {s.get('subject', '?')}"
                  + (f" ({result.summary['ms_temporal']:.2f} ms/frame)"
                     if math.isfinite(result.summary.get("ms_temporal", math.nan)) else ""))
     if max_rows is not None and len(result.items) > max_rows:
@@ -390,7 +450,7 @@ def main(cfg, data: str | Path, *, out: str | Path = "livebg-eval", limit: int |
     from livebg.stages.segment import pick_model
 
     settings = {"model": cfg.model.name, "refine": cfg.refine.mode,
-                "temporal": cfg.temporal.mode}
+                "temporal": cfg.temporal.mode, "subject": cfg.subject}
     models: set[str] = set()
 
     def factory(w: int, h: int):

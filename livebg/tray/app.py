@@ -322,6 +322,11 @@ class Tray(QObject):
                           name=f"refine:{mode}", checked=cfg.refine.mode == mode,
                           group=ref_group)
             a.setToolTip(about)
+        q.addSection("People")
+        subject_group = QActionGroup(q)
+        for mode, label in (("main", "Main person only"), ("all", "Everyone")):
+            self._add(q, label, lambda v=mode: self.apply({"subject": v}), name=f"subject:{mode}",
+                      checked=cfg.subject == mode, group=subject_group)
         q.setToolTipsVisible(True)
         m.addSeparator()
         self._add(m, "Settings…", self.open_settings, name="settings")

@@ -20,15 +20,15 @@ __all__ = ["background_files", "backgrounds_dir", "choice_labels", "choice_name"
 
 def field_choices(key: str) -> tuple[str, ...]:
     """The allowed values of a choice option, straight from the schema."""
-    section, name = key.split(".")
-    cls = type(getattr(Config(), section))
+    section, _, name = key.rpartition(".")
+    cls = type(getattr(Config(), section)) if section else Config
     return tuple(next(f for f in dataclasses.fields(cls) if f.name == name).metadata["choices"])
 
 
 def choice_labels(key: str) -> dict[str, str]:
     """``{choice: description}`` from the option's help, e.g. ``"sss (graph solve ...)"``."""
-    section, name = key.split(".")
-    cls = type(getattr(Config(), section))
+    section, _, name = key.rpartition(".")
+    cls = type(getattr(Config(), section)) if section else Config
     text = next(f for f in dataclasses.fields(cls) if f.name == name).metadata["help"]
     found = dict(re.findall(r"\b([a-z]+) \(([^()]*)\)", text))
     return {c: found.get(c, "") for c in field_choices(key)}

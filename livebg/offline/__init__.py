@@ -1,0 +1,1 @@
+"""Offline video: ``livebg process`` (decode with PyAV, the live pipeline, encode and mux)."""
