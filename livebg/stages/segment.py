@@ -65,12 +65,12 @@ def model_path(name: str) -> Path:
 SQUARE_MAX_ASPECT = 1.4
 """Widest frame (width / height) the square net is run on.
 
-Measured (``livebg clips ../shared/data/portraits --n 8 --jpeg 75``, refine
-none, temporal off; IoU / boundary IoU, landscape vs square net): 360x640
-0.961 / 0.737 vs 0.975 / 0.805; 480x480 0.939 / 0.685 vs 0.958 / 0.743;
-640x480 (4:3) see README; 640x360 (16:9) 0.916 / 0.674 vs 0.747 / 0.500: the
-square net collapses on 16:9 frames (the sample: IoU 0.54 / 0.27 / 0.54 at
-frames 0 / 30 / 60), and wins on square and portrait ones.
+Measured on noisy video (``livebg clips ../shared/data/portraits --n 8
+--jpeg 75 --size WxH``, refine none, temporal off; IoU / boundary IoU,
+landscape vs square net): 360x640 0.961 / 0.737 vs 0.975 / 0.805; 480x480
+0.939 / 0.685 vs 0.958 / 0.743; 640x480 0.888 / 0.623 vs 0.907 / 0.667;
+640x360 0.916 / 0.674 vs 0.747 / 0.500. The square net wins up to 4:3 and
+collapses on 16:9 (the sample: IoU 0.54 / 0.27 / 0.54 at frames 0 / 30 / 60).
 """
 
 _warned: set[tuple[str, int, int]] = set()
