@@ -751,7 +751,8 @@ def _add_batch_commands(sub) -> None:
                        "table, JSON and PNG report")
     _add_common(p, io=False)
     p.add_argument("data", metavar="DATA", help="folder with images/ + masks/, or of clips "
-                   "(CLIP/frames/ + CLIP/masks/, see `livebg clips`)")
+                   "(CLIP/frames/ + CLIP/masks/, see `livebg clips`), or `sample` (the "
+                   "built-in sample against its true alpha)")
     p.add_argument("--out", default="livebg-eval", metavar="DIR",
                    help="folder for eval.json and eval.png (default: ./livebg-eval)")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N photos or clips")

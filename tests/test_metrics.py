@@ -349,3 +349,27 @@ def test_score_clip():
     assert sc.flicker > 0
     perfect = M.score_clip(gts, gts, moving)
     assert perfect.dtssd == 0.0 and perfect.all_frames.iou == 1.0 and math.isnan(perfect.flicker)
+
+
+def test_ghost_counts_haze_away_from_the_person_only():
+    # 100x100, diagonal 141.4: d = round(0.02 * 141.4) = 3
+    gt = square((100, 100), 40, 60, 40, 60)
+    pred = gt.copy()
+    pred[37:63, 37:63] = np.maximum(pred[37:63, 37:63], 0.5)  # a 3-px halo: inside the band
+    assert M.ghost(pred, gt) == 0.0
+    background = 100 * 100 - 26 * 26  # farther than d = 3 from the person
+    assert M.ghost(pred, gt, dilation_ratio=0.0) == pytest.approx((26 * 26 - 400) / (10000 - 400))
+    pred[0:10, 0:10] = 0.2  # a blob of haze in a corner
+    assert M.ghost(pred, gt) == pytest.approx(100 / background)
+    pred[0:10, 0:10] = 0.1  # not above the threshold
+    assert M.ghost(pred, gt) == 0.0
+    assert M.ghost((pred * 255).astype(np.uint8), (gt * 255).astype(np.uint8)) == 0.0
+
+
+def test_ghost_leaves_out_soft_truth_and_has_no_background_to_score():
+    gt = square((20, 20), 5, 15, 5, 15)
+    gt[0, 0] = 0.01  # a trace of the person: not true background
+    pred = np.zeros_like(gt)
+    pred[0, 0] = 1.0
+    assert M.ghost(pred, gt, dilation_ratio=0.0) == 0.0
+    assert math.isnan(M.ghost(np.ones((8, 8), np.float32), np.ones((8, 8), np.float32)))

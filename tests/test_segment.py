@@ -89,4 +89,26 @@ def test_bad_model_file_is_one_clear_error(tmp_path):
 def test_auto_picks_by_aspect():
     assert pick_model("auto", 1280, 720) == "landscape"
     assert pick_model("auto", 550, 830) == "square"
-    assert pick_model("square", 1280, 720) == "square"
+    assert pick_model("auto", 640, 640) == "square"
+    assert pick_model("square", 640, 640) == "square"
+    assert pick_model("landscape", 360, 640) == "landscape"
+
+
+def test_square_net_is_not_run_on_wide_frames(caplog):
+    """The square net loses the person on 16:9 frames (the sample: IoU 0.27 at frame 30):
+    asked for it there, the pipeline warns once and runs the landscape net."""
+    from livebg import config, factory
+    from livebg.eval import metrics
+    from livebg.stages.sources import SampleSource
+
+    cfg = config.set_value(config.Config(), "model.name", "square")
+    cfg = config.set_value(cfg, "refine.mode", "none")
+    cfg = config.set_value(cfg, "temporal.mode", "off")
+    with caplog.at_level("WARNING", logger="livebg.stages.segment"):
+        proc = factory.make_processor(cfg, 1280, 720)
+        factory.make_processor(cfg, 1280, 720)  # the same size again: no second warning
+    assert [r.message for r in caplog.records].count(caplog.records[0].message) == 1
+    assert "landscape" in caplog.records[0].message
+    assert proc.segmenter.name == "landscape"
+    src = SampleSource(count=31)
+    assert metrics.iou(proc.alpha(src.render(30)), src.true_alpha(30)) > 0.8

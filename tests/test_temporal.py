@@ -230,3 +230,57 @@ def test_full_resolution_step_holds_still_places_and_passes_moving_ones():
     full2 = cv2.resize(mask2, (FRAME[1], FRAME[0]))
     out = f.update(full2, img)
     assert np.array_equal(out >= 0.5, full2 >= 0.5)
+
+
+def _haze_run(f: TemporalFilter, *, clear_after: int = 4, frames: int = 8):
+    """A still scene; the net adds 0.6 haze on a patch of background in frames 1..3,
+    then the frame shows that background clean again. Returns (outputs, haze mask)."""
+    rng = np.random.default_rng(7)
+    bg = _texture()
+    haze = np.zeros(NET, np.float32)
+    haze[5:15, 5:25] = 0.6  # far from the 'person' (a box from x = 60 on)
+    outs = []
+    for t in range(frames):
+        img, mask = _scene(60.0, bg, rng)
+        p = np.clip(mask + (haze if 1 <= t < clear_after else 0.0), 0, 1)
+        outs.append(f.update_probability(p, img))
+    return outs, haze > 0
+
+
+def test_no_held_ghost_when_the_frame_shows_background_again():
+    """The haze goes; the frame shows clean background: the output drops at once
+    (the hold kept 0.3 of it for seconds before)."""
+    outs, patch = _haze_run(TemporalFilter(clear=False))
+    assert outs[4][patch].max() <= 0.05 + 1e-6  # within slack of the net's 0
+    outs, patch = _haze_run(TemporalFilter())
+    assert outs[4][patch].max() <= 0.05 + 1e-6
+
+
+def test_haze_over_background_seen_before_is_cleared():
+    """Frame 0 showed that patch as sure background and its colour has not changed:
+    the net's haze there in frames 1..3 does not reach the output."""
+    outs, patch = _haze_run(TemporalFilter())
+    assert max(float(o[patch].max()) for o in outs[1:4]) < 0.02
+    off, _ = _haze_run(TemporalFilter(clear=False))
+    assert float(off[1][patch].min()) > 0.2  # without the clearing the haze shows
+
+
+def test_clearing_follows_the_camera_gain_and_spares_a_person_who_arrives():
+    """An exposure drift (+12 % over 40 frames) does not stop the clearing; a person
+    walking onto background seen before is not cleared (the colour changed)."""
+    bg = _texture()
+    f = TemporalFilter()
+    rng = np.random.default_rng(8)
+    haze = np.zeros(NET, np.float32)
+    haze[5:15, 5:25] = 0.6
+    for t in range(41):
+        img, mask = _scene(60.0, bg, rng)
+        img = np.clip(img.astype(np.float32) * (1.0 + 0.003 * t), 0, 255).astype(np.uint8)
+        out = f.update_probability(np.clip(mask + (haze if t >= 1 else 0.0), 0, 1), img)
+    assert float(out[haze > 0].max()) < 0.02
+    assert abs(float(f.state.gain.mean()) - 1.12) < 0.03
+    img, mask = _scene(30.0, bg, rng)  # the person's edge jumps onto seen background
+    img = np.clip(img.astype(np.float32) * 1.12, 0, 255).astype(np.uint8)
+    out = f.update_probability(mask, img)
+    arrived = (mask > 0.99) & (np.arange(NET[1])[None, :] < 60)
+    assert float(out[arrived].min()) > 0.95

@@ -444,6 +444,27 @@ def read_clip(directory: str | Path) -> Clip:
     )
 
 
+SAMPLE_FRAMES = 150
+"""Frames of :func:`sample_clip` by default: one 4-second sway and the start of the next."""
+
+
+def sample_clip(*, width: int = 1280, height: int = 720, count: int = SAMPLE_FRAMES,
+                fps: float = 30.0) -> Clip:
+    """The built-in sample (:class:`~livebg.stages.sources.SampleSource`) as a clip,
+    with its true alpha.
+
+    The person sways the whole time, so every frame but the first counts as
+    moving. Memory: about 6.5 MB per 1280x720 frame.
+    """
+    from livebg.stages.sources import SampleSource
+
+    src = SampleSource(width=width, height=height, fps=fps, count=count)
+    frames = [src.render(t) for t in range(count)]
+    masks = [src.true_alpha(t) for t in range(count)]
+    return Clip(frames=frames, masks=masks, moving=[False] + [True] * (count - 1),
+                name="sample", params={"source": "sample", "size": [width, height], "fps": fps})
+
+
 def load_pairs(data_dir: str | Path) -> list[tuple[Path, Path]]:
     """Image/mask pairs of a dataset folder: ``images/NAME.{jpg,png}`` with ``masks/NAME.png``.
 

@@ -5,7 +5,9 @@ A dataset folder is either
 * photos: ``images/NAME.{jpg,png}`` with ``masks/NAME.png`` (255 = person), or
 * clips: one folder per clip, ``CLIP/frames/*.png`` with ``CLIP/masks/*.png``
   (as written by :func:`livebg.eval.clips.write_clip`; ``meta.json``, when present,
-  gives the frames where the person moves, else they are found from the masks).
+  gives the frames where the person moves, else they are found from the masks);
+* ``sample`` (when no such folder exists): the built-in sample clip against its
+  true alpha (:func:`livebg.eval.clips.sample_clip`).
 
 Photos are independent: the processor is reset before each. A clip runs
 through the live path: one :class:`~livebg.processor.Processor`, reset at the
@@ -16,8 +18,10 @@ in the daemon.
 Scores (alpha units, fractions in [0, 1]; see :mod:`livebg.eval.metrics`): IoU,
 boundary IoU, MAE and MAE in the boundary band per frame; for clips also
 dtSSD, flicker (mean alpha change on pixels known to be still, all frame
-pairs), flicker on the still stretches only, and lag (frames the mask trails
-the truth on the moving stretch).
+pairs), flicker on the still stretches only, lag (frames the mask trails
+the truth on the moving stretch) and ghost (share of the true background away
+from the person with alpha > 0.1, :func:`livebg.eval.metrics.ghost`: mean and
+worst frame after the first ten, when the temporal stage is still settling).
 """
 
 from __future__ import annotations
@@ -35,13 +39,18 @@ import cv2
 import numpy as np
 
 from livebg.eval import metrics
-from livebg.eval.clips import Clip, load_pairs, read_clip
+from livebg.eval.clips import SAMPLE_FRAMES, Clip, load_pairs, read_clip, sample_clip
 
 log = logging.getLogger(__name__)
 
 _FRAME_KEYS = ("iou", "boundary_iou", "mae", "band_mae")
-_CLIP_KEYS = ("dtssd", "flicker", "flicker_still", "lag", "moving_iou", "moving_boundary_iou")
+_CLIP_KEYS = ("dtssd", "flicker", "flicker_still", "lag", "moving_iou", "moving_boundary_iou",
+              "ghost", "ghost_max", "ghost_all")
+_GHOST_SETTLE = 10  # ghost_max leaves out the first frames of a clip, as the issue's bar does
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+SAMPLE = "sample"  # DATA naming the built-in sample clip
 
 
 class DatasetError(ValueError):
@@ -103,8 +112,10 @@ def find_dataset(data: str | Path) -> tuple[str, list]:
         DatasetError: neither layout found.
     """
     root = Path(data)
+    if str(data) == SAMPLE and not root.exists():
+        return "clips", [SAMPLE]
     if not root.is_dir():
-        raise DatasetError(f"{root}: no such folder")
+        raise DatasetError(f"{root}: no such folder (or `sample` for the built-in sample)")
     if (root / "images").is_dir() and (root / "masks").is_dir():
         pairs = load_pairs(root)
         if not pairs:
@@ -120,9 +131,12 @@ def find_dataset(data: str | Path) -> tuple[str, list]:
     return "clips", clips
 
 
-def load_clip(directory: Path) -> Clip:
+def load_clip(directory: Path | str) -> Clip:
     """A clip folder as a :class:`Clip`; without ``meta.json`` the moving flags come from
-    the masks (a frame moves when its mask differs from the previous one)."""
+    the masks (a frame moves when its mask differs from the previous one).
+    :data:`SAMPLE` gives the built-in sample at 1280x720."""
+    if directory == SAMPLE:
+        return sample_clip()
     if (directory / "meta.json").is_file():
         return read_clip(directory)
     frames_dir, masks_dir = directory / "frames", directory / "masks"
@@ -257,7 +271,8 @@ def evaluate(data: str | Path, make_processor: Callable[[int, int], object], *,
                     cv2.imwrite(str(out / f"{img_path.stem}.png"), _alpha8(alpha))
                 bar.update(1)
     else:
-        total = sum(len(list((d / "masks").glob("*.png"))) for d in items)
+        total = sum(SAMPLE_FRAMES if d == SAMPLE else len(list((d / "masks").glob("*.png")))
+                    for d in items)
         with _progress(total, "clips", progress) as bar:
             for d in items:
                 clip = load_clip(d)
@@ -284,7 +299,8 @@ def _run_clip(clip: Clip, proc, keep: _Worst, out: Path | None, bar) -> dict:
     stems = _frame_stems(clip)
     if out is not None:
         (out / clip.name).mkdir(parents=True, exist_ok=True)
-    preds, per_iou, per_biou, ms = [], [], [], []
+    preds, per_iou, per_biou, per_ghost, ms = [], [], [], [], []
+    ghost_all = []
     worst_score, worst_t = math.inf, 0
     found = []  # crowd clips: where the subject filter dropped what the net found
     for t, image in enumerate(clip.frames):
@@ -306,6 +322,8 @@ def _run_clip(clip: Clip, proc, keep: _Worst, out: Path | None, bar) -> dict:
         b = metrics.boundary_iou(p, g)
         per_iou.append(metrics.iou(p, g))
         per_biou.append(b)
+        per_ghost.append(metrics.ghost(p, g))
+        ghost_all.append(metrics.ghost(p, g, dilation_ratio=0.0))
         if b < worst_score:
             worst_score, worst_t = b, t
     still_only = [m if not clip.moving[t + 1] else np.zeros_like(m)
@@ -324,8 +342,12 @@ def _run_clip(clip: Clip, proc, keep: _Worst, out: Path | None, bar) -> dict:
         "lag": scores.lag,
         "moving_iou": scores.moving_frames.iou,
         "moving_boundary_iou": scores.moving_frames.boundary_iou,
+        "ghost": _mean(per_ghost),
+        "ghost_max": max((v for v in per_ghost[_GHOST_SETTLE:] if math.isfinite(v)),
+                         default=math.nan),
+        "ghost_all": _mean(ghost_all),
         "ms": float(np.median(ms)),
-        "per_frame": {"iou": per_iou, "boundary_iou": per_biou},
+        "per_frame": {"iou": per_iou, "boundary_iou": per_biou, "ghost": per_ghost},
         "moving": [bool(m) for m in clip.moving],
     }
 
@@ -382,7 +404,8 @@ _COLUMNS = {  # key: (header, format, scale)
     "mae": ("MAE%", "{:.2f}", 100), "band_mae": ("bandMAE%", "{:.2f}", 100),
     "dtssd": ("dtSSD%", "{:.2f}", 100), "flicker": ("flick%", "{:.3f}", 100),
     "flicker_still": ("flickStill%", "{:.3f}", 100), "lag": ("lag", "{:.2f}", 1),
-    "moving_boundary_iou": ("bIoU-mov", "{:.4f}", 1), "ms": ("ms", "{:.1f}", 1),
+    "moving_boundary_iou": ("bIoU-mov", "{:.4f}", 1), "ghost": ("ghost%", "{:.2f}", 100),
+    "ghost_max": ("ghostMax%", "{:.2f}", 100), "ms": ("ms", "{:.1f}", 1),
     "iou_all": ("IoU-all", "{:.4f}", 1), "main_lost": ("lost%", "{:.2f}", 100),
     "main_cut": ("cut", "{:.0f}", 1),
 }

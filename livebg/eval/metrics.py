@@ -12,6 +12,8 @@ Single frame:
 * :func:`boundary_iou` - Boundary IoU (Cheng et al., CVPR 2021).
 * :func:`mae`, :func:`band_mae` - mean absolute alpha error, optionally only in
   a band around the true contour (:func:`band_mask`).
+* :func:`ghost` - share of the true background, away from the person, that
+  the matte does not clear (haze, held blobs).
 
 Clips (sequences of frames):
 
@@ -225,6 +227,40 @@ def band_mae(
 ) -> float:
     """MAE inside :func:`band_mask` of ``gt``; NaN when gt has no contour."""
     return mae(pred, gt, band_mask(gt, dilation_ratio, threshold))
+
+
+def ghost(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.1,
+          dilation_ratio: float = 0.02) -> float:
+    """Ghost share: the fraction of true-background pixels where ``pred > threshold``.
+
+    True background: ``gt`` below half a level (no trace of the person) and,
+    with ``dilation_ratio`` > 0, farther than ``d = boundary_width(shape,
+    dilation_ratio)`` (chessboard) from the person (``gt >= 0.5``): the band
+    next to the contour is what :func:`boundary_iou` and :func:`band_mae`
+    score, so a soft or slightly wide edge is not counted here, only haze and
+    blobs away from the person. ``dilation_ratio=0`` counts every
+    true-background pixel.
+
+    Args:
+        pred, gt: (H, W) alpha, float [0, 1] or uint8 0..255.
+        threshold: alpha above which a pixel counts as not cleared, in [0, 1].
+        dilation_ratio: the margin next to the person left out, as a fraction
+            of the image diagonal (0.02: the boundary band).
+
+    Returns:
+        The share in [0, 1]; NaN when there is no true-background pixel.
+    """
+    p, g = _pair(pred, gt)
+    background = g < 0.5 / 255.0
+    if dilation_ratio > 0:
+        d = boundary_width(g.shape, dilation_ratio)
+        near = cv2.dilate((g >= 0.5).astype(np.uint8), _square(d),
+                          borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        background &= near == 0
+    n = int(np.count_nonzero(background))
+    if n == 0:
+        return math.nan
+    return int(np.count_nonzero(background & (p > threshold))) / n
 
 
 # --------------------------------------------------------------------------- clips

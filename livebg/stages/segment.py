@@ -62,11 +62,39 @@ def model_path(name: str) -> Path:
                      "(`python models/train.py` for livebg)")
 
 
+SQUARE_MAX_ASPECT = 1.4
+"""Widest frame (width / height) the square net is run on.
+
+Measured on noisy video (``livebg clips ../shared/data/portraits --n 8
+--jpeg 75 --size WxH``, refine none, temporal off; IoU / boundary IoU,
+landscape vs square net): 360x640 0.961 / 0.737 vs 0.975 / 0.805; 480x480
+0.939 / 0.685 vs 0.958 / 0.743; 640x480 0.888 / 0.623 vs 0.907 / 0.667;
+640x360 0.916 / 0.674 vs 0.747 / 0.500. The square net wins up to 4:3 and
+collapses on 16:9 (the sample: IoU 0.54 / 0.27 / 0.54 at frames 0 / 30 / 60).
+"""
+
+_warned: set[tuple[str, int, int]] = set()
+
+
 def pick_model(name: str, width: int, height: int) -> str:
-    """Resolve ``auto``: the landscape net for frames wider than 4:3, else square."""
-    if name != "auto":
-        return name
-    return "landscape" if width / height > 1.4 else "square"
+    """The net to run on frames of ``width`` x ``height``.
+
+    ``auto``: the landscape net for frames wider than :data:`SQUARE_MAX_ASPECT`
+    (webcams), else square. ``square`` on such a wide frame is replaced by
+    ``landscape`` with one warning per frame size: the square net collapses
+    there. Any other name passes unchanged.
+    """
+    wide = width > SQUARE_MAX_ASPECT * height
+    if name == "auto":
+        return "landscape" if wide else "square"
+    if name == "square" and wide:
+        if (name, width, height) not in _warned:
+            _warned.add((name, width, height))
+            log.warning("model square: not run on %dx%d frames (wider than %.1f:1), where it "
+                        "loses the person; using the landscape net", width, height,
+                        SQUARE_MAX_ASPECT)
+        return "landscape"
+    return name
 
 
 def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

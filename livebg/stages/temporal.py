@@ -55,12 +55,14 @@ MODES = ("motion", "off")
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def _hold(alpha, prev, tol_rows, out):
+def _hold(alpha, prev, tol_rows, slack, span, out):
     """One pass: out = prev where |alpha - prev| < tol, else alpha.
 
     ``tol_rows`` (h, W) is the low-resolution tolerance already upsampled along
     x; the y interpolation (bilinear, cv2's half-pixel convention) is done
-    here, so no full-resolution temporary is made.
+    here, so no full-resolution temporary is made. The tolerance is at most
+    ``slack + span * (1 - |2 alpha - 1|)``: a sure alpha (near 0 or 1) is held
+    only within ``slack`` of itself.
     """
     hh, ww = alpha.shape
     h = tol_rows.shape[0]
@@ -76,8 +78,83 @@ def _hold(alpha, prev, tol_rows, out):
             tol = tol_rows[a0, j] + t * (tol_rows[a1, j] - tol_rows[a0, j])
             a = alpha[i, j]
             b = prev[i, j]
-            out[i, j] = b if abs(a - b) < tol else a
+            room = slack + span * (1.0 - abs(2.0 * a - 1.0))
+            out[i, j] = b if abs(a - b) < min(tol, room) else a
     return out
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _follow(prev, p, w_img, leak, mask_lo, mask_gain, slack, span, alpha_tol, s, tol):
+    """Step 1 at one place after another (net resolution, float32 (h, w) arrays).
+
+    ``s = prev + w * (p - prev)``, ``w = clip(max(w_img, (|p - prev| - mask_lo)
+    * mask_gain), leak, 1)``, then bounded to ``p +- (slack + span * (1 - |2p -
+    1|))``; ``tol`` = ``alpha_tol`` where ``w_img <= 0`` (still), else -1.
+    Writes ``s`` and ``tol``; returns how many places were held (w < 0.5).
+    """
+    h, w = p.shape
+    held = 0
+    for i in range(h):
+        for j in range(w):
+            a = p[i, j]
+            d = a - prev[i, j]
+            wi = w_img[i, j]
+            wt = min(max(max(wi, (abs(d) - mask_lo) * mask_gain), leak), 1.0)
+            if wt < 0.5:
+                held += 1
+            room = slack + span * (1.0 - abs(2.0 * a - 1.0))
+            s[i, j] = min(max(prev[i, j] + wt * d, a - room), a + room)
+            tol[i, j] = alpha_tol if wi <= 0.0 else -1.0
+    return held
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _clear_seen(s, p, colour, scene, gain, w_img, level, lo, hi, min_places):
+    """Clear ``s`` where the frame still shows the remembered background; remember anew.
+
+    All at net resolution: ``s``, ``p`` float32 (h, w); ``colour``, ``scene``
+    float32 (h, w, 3), 0..255, ``scene`` < 0 where never seen; ``gain``
+    float32 (3,); ``w_img`` float32 (h, w), <= 0 where the image is still.
+    First the camera's gain, from still places the net is sure are
+    background, then the clearing. Updates ``s``, ``scene`` and ``gain`` in
+    place and returns how many places were mostly cleared.
+    """
+    h, w = p.shape
+    n0 = n1 = n2 = d0 = d1 = d2 = 0.0
+    n = 0
+    for i in range(h):
+        for j in range(w):
+            if p[i, j] < level and w_img[i, j] <= 0.0 and scene[i, j, 0] >= 0.0:
+                n += 1
+                n0 += colour[i, j, 0]
+                n1 += colour[i, j, 1]
+                n2 += colour[i, j, 2]
+                d0 += scene[i, j, 0]
+                d1 += scene[i, j, 1]
+                d2 += scene[i, j, 2]
+    if n >= min_places:  # scene holds colour / gain, so the sums' ratio is the new gain
+        gain[0] = min(max(n0 / max(d0, 1e-3), 0.5 * gain[0]), 2.0 * gain[0])
+        gain[1] = min(max(n1 / max(d1, 1e-3), 0.5 * gain[1]), 2.0 * gain[1])
+        gain[2] = min(max(n2 / max(d2, 1e-3), 0.5 * gain[2]), 2.0 * gain[2])
+    g0, g1, g2 = gain[0], gain[1], gain[2]
+    i0, i1, i2 = 1.0 / g0, 1.0 / g1, 1.0 / g2
+    inv = 1.0 / (hi - lo)
+    cleared = 0
+    for i in range(h):
+        for j in range(w):
+            c0, c1, c2 = colour[i, j, 0], colour[i, j, 1], colour[i, j, 2]
+            if scene[i, j, 0] >= 0.0:
+                change = max(abs(c0 - scene[i, j, 0] * g0), abs(c1 - scene[i, j, 1] * g1),
+                             abs(c2 - scene[i, j, 2] * g2))
+                shows = min(max((hi - change) * inv, 0.0), 1.0)
+                s[i, j] *= 1.0 - shows
+                if shows > 0.5:
+                    cleared += 1
+            if p[i, j] < level:
+                scene[i, j, 0] = c0 * i0
+                scene[i, j, 1] = c1 * i1
+                scene[i, j, 2] = c2 * i2
+    return cleared
 
 
 @dataclass
@@ -90,19 +167,28 @@ class TemporalState:
         frames: frames since the last reset.
         cuts: scene cuts detected since the filter was made.
         hold: fraction of places held (w < 0.5) in the last frame, for stats.
+        cleared: fraction of places cleared as background in the last frame.
         tolerance: float32 (h, w): ``alpha_tol`` where the image did not change
             in the last frame, -1 where it did (None on a first frame or a cut);
             step 2 holds only where the alpha changed by less than this.
         alpha: the previous full-resolution output alpha (step 2).
+        scene: float32 (h, w, 3), the blurred BGR colour (0..255, divided by
+            ``gain``) last seen at each place while the net was sure it was
+            background; -1 where never seen so.
+        gain: float32 (3,), the camera's exposure and white-balance change per
+            channel since the last reset, measured on places seen as background.
     """
 
     prob: np.ndarray | None = None
     grey: np.ndarray | None = None
     tolerance: np.ndarray | None = None
     alpha: np.ndarray | None = None
+    scene: np.ndarray | None = None
+    gain: np.ndarray | None = None
     frames: int = 0
     cuts: int = 0
     hold: float = float("nan")
+    cleared: float = float("nan")
 
 
 class TemporalFilter:
@@ -122,27 +208,44 @@ class TemporalFilter:
             as a scene cut and resets the state.
         alpha_tol: step 2 keeps the previous full-resolution alpha where the
             image is still and the alpha changed by less than this (0: no step 2).
+        slack, span: a held value stays within ``slack + span * (1 - |2p - 1|)``
+            of the net's probability ``p`` of this frame: where the net is
+            sure, within ``slack``.
+        clear: clear haze where the frame shows the background seen before.
+        scene_level: probability below which a place counts as seen background.
+        scene_lo, scene_hi: colour difference (0..255, largest over B, G, R, at
+            net resolution after a 3x3 blur and the gain) from the remembered
+            background below which a place still shows it (cleared in full),
+            above which it shows something else (not cleared).
     """
 
     name = "motion"
 
     def __init__(self, *, image_lo: float = 2.0, image_hi: float = 6.0, mask_lo: float = 0.3,
                  mask_hi: float = 0.8, leak: float = 0.03, spread: int = 1,
-                 cut_level: float = 30.0, alpha_tol: float = 0.1):
+                 cut_level: float = 30.0, alpha_tol: float = 0.1, slack: float = 0.05,
+                 span: float = 0.5, clear: bool = True, scene_level: float = 0.05,
+                 scene_lo: float = 6.0, scene_hi: float = 12.0):
         if not 0 <= image_lo < image_hi:
             raise ValueError("need 0 <= image_lo < image_hi")
         if not 0 <= mask_lo < mask_hi <= 1:
             raise ValueError("need 0 <= mask_lo < mask_hi <= 1")
-        if not 0 <= leak <= 1:
-            raise ValueError("leak must lie in [0, 1]")
+        if not 0 <= scene_lo < scene_hi:
+            raise ValueError("need 0 <= scene_lo < scene_hi")
+        for name, v in (("leak", leak), ("alpha_tol", alpha_tol), ("slack", slack),
+                        ("span", span), ("scene_level", scene_level)):
+            if not 0 <= v <= 1:
+                raise ValueError(f"{name} must lie in [0, 1]")
         self.image_lo, self.image_hi = float(image_lo), float(image_hi)
         self.mask_lo, self.mask_hi = float(mask_lo), float(mask_hi)
         self.leak = float(leak)
         self.spread = int(spread)
         self.cut_level = float(cut_level)
-        if not 0 <= alpha_tol <= 1:
-            raise ValueError("alpha_tol must lie in [0, 1]")
         self.alpha_tol = float(alpha_tol)
+        self.slack, self.span = float(slack), float(span)
+        self.clear = bool(clear)
+        self.scene_level = float(scene_level)
+        self.scene_lo, self.scene_hi = float(scene_lo), float(scene_hi)
         self._kernel = (np.ones((2 * self.spread + 1,) * 2, np.uint8)
                         if self.spread > 0 else None)
         self.state = TemporalState()
@@ -151,14 +254,26 @@ class TemporalFilter:
         """Forget the previous frames (new camera, new clip); the next frame passes as is."""
         self.state = TemporalState(cuts=self.state.cuts)
 
-    def _grey(self, image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    def _small(self, image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """(colour float32 (h, w, 3), grey float32 (h, w)), both 0..255, 3x3-blurred."""
         # Bilinear, not area: OpenCV's area resize is slow for non-integer
         # factors, and the 3x3 blur below averages the noise anyway.
         small = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
-        if small.ndim == 3:
-            small = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-        g = small.astype(np.float32)
-        return cv2.blur(g, (3, 3))
+        if small.ndim == 2:
+            small = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR)
+        colour = cv2.blur(small.astype(np.float32), (3, 3))
+        return colour, cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)
+
+    def _start(self, p: np.ndarray, colour: np.ndarray, grey: np.ndarray, cuts: int) -> np.ndarray:
+        """A first frame (or a cut): it passes as is; only the seen background is kept."""
+        self.state = TemporalState(prob=p.copy(), grey=grey, frames=1, cuts=cuts)
+        if self.clear:
+            self.state.gain = np.ones(3, np.float32)
+            scene = np.full(colour.shape, -1.0, np.float32)
+            sure = p < self.scene_level
+            scene[sure] = colour[sure]
+            self.state.scene = scene
+        return p
 
     def update_probability(self, probability: np.ndarray, image: np.ndarray) -> np.ndarray:
         """Stabilised probability float32 (h, w) for the net's ``probability`` of ``image``.
@@ -170,27 +285,36 @@ class TemporalFilter:
         p = np.asarray(probability, np.float32)
         if p.ndim != 2:
             raise ValueError(f"probability must be (h, w), got shape {p.shape}")
-        g = self._grey(image, (p.shape[1], p.shape[0]))
+        colour, g = self._small(image, (p.shape[1], p.shape[0]))
         st = self.state
         if st.prob is None or st.prob.shape != p.shape:
-            self.state = TemporalState(prob=p.copy(), grey=g, frames=1, cuts=st.cuts)
-            return p
+            return self._start(p, colour, g, st.cuts)
         diff = cv2.absdiff(g, st.grey)
         if float(diff.mean()) > self.cut_level:
-            self.state = TemporalState(prob=p.copy(), grey=g, frames=1, cuts=st.cuts + 1)
-            return p
+            return self._start(p, colour, g, st.cuts + 1)
         w_img = (diff - self.image_lo) * (1.0 / (self.image_hi - self.image_lo))
         if self._kernel is not None:
             w_img = cv2.dilate(w_img, self._kernel)
-        d = p - st.prob
-        w_mask = (cv2.absdiff(p, st.prob) - self.mask_lo) * (1.0 / (self.mask_hi - self.mask_lo))
-        w = np.clip(cv2.max(w_img, w_mask), self.leak, 1.0)
-        s = st.prob + w * d
-        self.state = TemporalState(prob=s, grey=g, frames=st.frames + 1, cuts=st.cuts,
-                                   hold=float(np.count_nonzero(w < 0.5)) / w.size,
-                                   tolerance=np.where(w_img <= 0.0, np.float32(self.alpha_tol),
-                                                      np.float32(-1.0)),
-                                   alpha=st.alpha)
+        s = np.empty_like(p)
+        tol = np.empty_like(p)
+        # Never hold what this frame contradicts: where the net is sure, stay near it.
+        held = _follow(st.prob, p, w_img, np.float32(self.leak), np.float32(self.mask_lo),
+                       np.float32(1.0 / (self.mask_hi - self.mask_lo)), np.float32(self.slack),
+                       np.float32(self.span), np.float32(self.alpha_tol), s, tol)
+        new = TemporalState(prob=s, grey=g, frames=st.frames + 1, cuts=st.cuts,
+                            hold=held / s.size, tolerance=tol, alpha=st.alpha,
+                            scene=st.scene, gain=st.gain)
+        if self.clear and st.scene is not None:
+            # A place the net was sure was background, whose colour has not
+            # changed since (after the camera's gain), still shows that
+            # background: nobody can stand there without changing its colour.
+            # The gain comes from still places only: where the net misses a
+            # moving person (p < scene_level on it), the colour change is not the camera's.
+            n = _clear_seen(s, p, colour, st.scene, st.gain, w_img,
+                            np.float32(self.scene_level), np.float32(self.scene_lo),
+                            np.float32(self.scene_hi), 64)
+            new.cleared = n / s.size
+        self.state = new
         return s
 
     def update(self, alpha: np.ndarray, image: np.ndarray) -> np.ndarray:
@@ -210,7 +334,8 @@ class TemporalFilter:
         # One full-resolution pass; the held error is bounded by alpha_tol. A new
         # output array each frame: the refiner may reuse its own buffer.
         tol_rows = cv2.resize(tol, (w, tol.shape[0]), interpolation=cv2.INTER_LINEAR)
-        out = _hold(alpha, prev, tol_rows, np.empty_like(alpha))
+        out = _hold(alpha, prev, tol_rows, np.float32(self.slack), np.float32(self.span),
+                    np.empty_like(alpha))
         st.alpha = out
         return out
 

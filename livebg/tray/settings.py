@@ -142,7 +142,8 @@ class SettingsWindow(QWidget):
         """The quality group: network and refinement."""
         self.net = QComboBox()
         labels = {"auto": "Auto (by frame shape)", "landscape": "Landscape (256x144, faster)",
-                  "square": "Square (256x256)", "livebg": "livebg (256x144, trained here)"}
+                  "square": "Square (256x256; wide frames get landscape)",
+                  "livebg": "livebg (256x144, trained here)"}
         for name in field_choices("model.name"):
             self.net.addItem(labels.get(name, name), name)
         self.refine = QComboBox()
