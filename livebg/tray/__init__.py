@@ -6,12 +6,18 @@ the daemon only through its control socket (:mod:`livebg.tray.daemon_link`)
 and saves changes to the user's ``config.yaml`` (:mod:`livebg.tray.persist`).
 
 Only this package imports Qt; ``import livebg.tray`` itself does not, so the
-command line can say what to install when PySide6 is missing.
+command line can say what to install when PySide6 is missing. It does keep
+OpenCV's bundled Qt out of ours (:mod:`livebg.tray.qtenv`), before any of its
+modules imports PySide6.
 """
 
 from __future__ import annotations
 
 import importlib.util
+
+from livebg.tray.qtenv import keep_apart
+
+keep_apart()
 
 INSTALL_HINT = 'pip install "livebg[tray]"'
 
