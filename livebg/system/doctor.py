@@ -300,8 +300,8 @@ def check_config(path: Path | None) -> tuple[list[Check], object]:
         cfg = config.load(target)
     except config.ConfigError as e:
         return [Check("configuration", False, str(e),
-                      [f"edit {target} (every option: {Path(config.__file__).parent.parent}"
-                       "/config/default.yaml)"])], None
+                      [f"edit {target} (every option with its default: "
+                       "livebg config --print-default)"])], None
     return [Check("configuration", True, f"{target} is valid")], cfg
 
 
