@@ -441,6 +441,9 @@ def cmd_config(args) -> int:
     if args.print_default:
         sys.stdout.write(shipped.text("default.yaml"))
         return 0
+    if args.shipped:
+        print(shipped.path(args.shipped))
+        return 0
     path = config.user_config_path()
     print(f"{path} ({'exists' if path.is_file() else 'absent: defaults apply'}); every option "
           "with its default: livebg config --print-default")
@@ -547,6 +550,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="where the configuration file is; --print-default")
     p.add_argument("--print-default", action="store_true",
                    help="print every option with its default and a comment (default.yaml)")
+    p.add_argument("--shipped", metavar="NAME", choices=("default.yaml", "livebg.service",
+                                                         "livebg.desktop", "icon.svg"),
+                   help="print where a file livebg ships is: default.yaml, livebg.service, "
+                   "livebg.desktop, icon.svg")
     p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("tray", help="tray icon and settings window (needs livebg[tray])")

@@ -10,7 +10,6 @@ is picked up again without the tray doing anything special.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -23,68 +22,15 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QSystemTrayIcon
 from livebg import config as config_mod
 from livebg.config import Config
 from livebg.tray import icons, persist
-from livebg.tray.daemon_link import (PAUSED, STOPPED, DaemonLink, LinkError, NotRunning, Status,
-                                     camera_choices)
+from livebg.tray.choices import (background_files, backgrounds_dir, choice_labels,  # noqa: F401
+                                 choice_name, field_choices, file_filter, media_kind)
+from livebg.tray.daemon_link import (ERROR, PAUSED, STOPPED, DaemonLink, LinkError, NotRunning,
+                                     Status, camera_choices)
 
 log = logging.getLogger(__name__)
 
 BLUR_PRESETS = (("Blur (light)", 0.3), ("Blur (strong)", 0.85))
 POLL_MS = 2000
-
-
-def field_choices(key: str) -> tuple[str, ...]:
-    """The allowed values of a choice option, straight from the schema."""
-    section, name = key.split(".")
-    cls = type(getattr(Config(), section))
-    return tuple(next(f for f in dataclasses.fields(cls) if f.name == name).metadata["choices"])
-
-
-def choice_labels(key: str) -> dict[str, str]:
-    """``{choice: description}`` from the option's help, e.g. ``"sss (graph solve ...)"``."""
-    import re
-
-    section, name = key.split(".")
-    cls = type(getattr(Config(), section))
-    text = next(f for f in dataclasses.fields(cls) if f.name == name).metadata["help"]
-    found = dict(re.findall(r"\b([a-z]+) \(([^()]*)\)", text))
-    return {c: found.get(c, "") for c in field_choices(key)}
-
-
-def choice_name(choice: str) -> str:
-    return choice.upper() if len(choice) <= 3 else choice.capitalize()
-
-
-def backgrounds_dir() -> Path:
-    """``$XDG_CONFIG_HOME/livebg/backgrounds``: pictures offered in the menu."""
-    return config_mod.config_home() / "backgrounds"
-
-
-def media_kind(path: str | Path) -> str | None:
-    """``image``, ``video`` or None from a file name's extension."""
-    from livebg.stages.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-
-    suffix = Path(path).suffix.lower()
-    if suffix in IMAGE_EXTENSIONS:
-        return "image"
-    if suffix in VIDEO_EXTENSIONS:
-        return "video"
-    return None
-
-
-def background_files() -> list[Path]:
-    d = backgrounds_dir()
-    if not d.is_dir():
-        return []
-    return sorted((p for p in d.iterdir() if p.is_file() and media_kind(p)),
-                  key=lambda p: p.name.lower())
-
-
-def file_filter() -> str:
-    from livebg.stages.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-
-    images = " ".join(f"*{e}" for e in sorted(IMAGE_EXTENSIONS))
-    videos = " ".join(f"*{e}" for e in sorted(VIDEO_EXTENSIONS))
-    return f"Images and videos ({images} {videos});;Images ({images});;Videos ({videos})"
 
 
 class Tray(QObject):
@@ -114,6 +60,8 @@ class Tray(QObject):
         self.last_error = ""
         self._pid = None
         self._settings = None
+        self._exited = None      # daemon_link.Exited: the daemon we started ended, and why
+        self._starting = False   # we started one that has not finished opening its outputs
         self.menu = QMenu()
         self.menu.aboutToShow.connect(self.rebuild_menu)
         self.tray_icon: QSystemTrayIcon | None = None
@@ -138,9 +86,26 @@ class Tray(QObject):
         return self.config_path or config_mod.user_config_path()
 
     def refresh(self) -> Status:
-        """Ask the daemon for its state; update the icon and tooltip."""
-        self.link.reap()
+        """Ask the daemon for its state; update the icon and tooltip.
+
+        When a daemon this tray started has ended with an error, the state
+        says why (its last error line) and the user is told once, in red.
+        """
+        ended = self.link.exited()
+        if ended is not None:
+            self._exited, self._starting = ended, False
+            self.notify(ended.message(), error=True)
         status = self.link.status()
+        if status.state == STOPPED and self._exited is not None:
+            status = Status(STOPPED, f"livebg stopped: {self._exited.reason}",
+                            problem=self._exited.message())
+        elif status.state == STOPPED and self._starting:
+            status = Status(STOPPED, "starting livebg…")
+        elif status.state != STOPPED:
+            self._exited = None
+            if self._starting and status.raw.get("sinks"):
+                self._starting = False
+                self.notify(f"livebg is running ({', '.join(status.raw['sinks'])})")
         pid = status.raw.get("pid")
         if pid and self._pid and pid != self._pid:
             log.info("livebg restarted (pid %s, was %s)", pid, self._pid)
@@ -149,7 +114,7 @@ class Tray(QObject):
         self._pid = pid or self._pid
         self.status = status
         if self.tray_icon is not None:
-            self.tray_icon.setIcon(icons.icon(status.state))
+            self.tray_icon.setIcon(icons.icon(ERROR if status.problem else status.state))
             self.tray_icon.setToolTip(f"livebg - {status.text}")
         self.state_changed.emit(status)
         return status
@@ -260,8 +225,16 @@ class Tray(QObject):
         self.set_paused(self.status.state != PAUSED)
 
     def start_daemon(self) -> bool:
+        """Start ``livebg run`` (or the user unit) without waiting for it.
+
+        It takes seconds to open the net and its outputs and may still fail
+        then (no v4l2loopback): :meth:`refresh` says "running" once it has
+        opened its outputs, or why it stopped.
+        """
+        self._exited = None
         try:
-            self.notify(self.link.start(wait=15.0))
+            self.notify(self.link.start(wait=0) + "…")
+            self._starting = True
             return True
         except (LinkError, OSError) as e:
             self.notify(f"cannot start livebg: {e}", error=True)
@@ -330,8 +303,11 @@ class Tray(QObject):
         st = self.status
         cfg = self.values()
         bg = cfg.background
-        self._add(m, f"livebg: {st.text}", name="state", enabled=False).setIcon(
-            icons.icon(st.state))
+        state = self._add(m, f"livebg: {_short(st.text)}", name="state", enabled=False)
+        state.setIcon(icons.icon(ERROR if st.problem else st.state))
+        if st.problem:
+            state.setToolTip(st.problem)
+            m.setToolTipsVisible(True)
         problem = self.config_problem()
         if problem:
             a = self._add(m, "⚠ " + _short(problem.replace(str(self.path), self.path.name)),
