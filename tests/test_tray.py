@@ -654,3 +654,23 @@ def test_tray_on_a_real_x_display_screenshots(daemon, home):
         x.close()
     err = proc.stderr.read()
     assert "xcb-cursor0" not in err and "Could not load the Qt platform plugin" not in err, err
+
+
+def test_tray_says_what_to_install_instead_of_aborting(monkeypatch, capsys):
+    """15.4: a missing X11 library of Qt's is one line with the install command, status 2."""
+    import livebg.tray
+    from livebg import cli
+    from livebg.system import doctor
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setitem(doctor.QT_XCB_LIBRARIES, "libxcb-livebg-missing.so.0",
+                        ("libxcb-missing0", "xcb-util-missing", "xcb-util-missing"))
+    assert cli.main(["tray"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "libxcb-livebg-missing.so.0" in err[0]
+    assert "install" in err[0] or "pacman -S" in err[0]
+    assert "libxcb-missing0" in err[0] or "xcb-util-missing" in err[0]  # by distribution
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")  # offscreen needs none of them
+    assert livebg.tray.x11_problem() is None

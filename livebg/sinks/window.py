@@ -77,13 +77,16 @@ class WindowSink(SinkBase):
         try:
             cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO
                             | cv2.WINDOW_GUI_NORMAL)
-            scale = min(1.0, MAX_WIDTH / w)
-            cv2.resizeWindow(self.title, round(w * scale), round(h * scale))
         except cv2.error as e:
             self._open_error = str(e).strip().splitlines()[-1]
             self._ready.set()
             return
         self._ready.set()
+        try:
+            scale = min(1.0, MAX_WIDTH / w)
+            cv2.resizeWindow(self.title, round(w * scale), round(h * scale))
+        except cv2.error as e:  # the window keeps the size the GUI gave it
+            log.debug("preview window: cannot resize: %s", str(e).strip().splitlines()[-1])
         try:
             self._loop()
         finally:
