@@ -91,12 +91,12 @@ class Tray(QObject):
         When a daemon this tray started has ended with an error, the state
         says why (its last error line) and the user is told once, in red.
         """
-        ended = self.link.exited()
+        status = self.link.status()
+        ended = self.link.exited() if status.state in (STOPPED, ERROR) else None
         if ended is not None:
             self._exited, self._starting = ended, False
             self.notify(ended.message(), error=True)
-        status = self.link.status()
-        if status.state == STOPPED and self._exited is not None:
+        if status.state in (STOPPED, ERROR) and self._exited is not None:
             status = Status(STOPPED, f"livebg stopped: {self._exited.reason}",
                             problem=self._exited.message())
         elif status.state == STOPPED and self._starting:
