@@ -321,30 +321,7 @@ class Tray(QObject):
                       checked=st.state != PAUSED)
         m.addSeparator()
 
-        m.addSection("Background")
-        group = QActionGroup(m)
-        for text, value in BLUR_PRESETS:
-            on = bg.mode == "blur" and min(BLUR_PRESETS, key=lambda p: abs(p[1] - bg.blur))[1] \
-                == value
-            self._add(m, text, lambda v=value: self.apply({"background.mode": "blur",
-                                                             "background.blur": v}),
-                      name=f"blur:{value}", checked=on, group=group)
-        for path in background_files():
-            kind = media_kind(path)
-            on = bg.mode == kind and Path(bg.image).expanduser() == path
-            self._add(m, path.stem.replace("_", " ").replace("-", " ").capitalize(),
-                      lambda p=path: self.use_file(p), name=f"file:{path.name}", checked=on,
-                      group=group)
-        if bg.mode in ("image", "video") and bg.image and \
-                Path(bg.image).expanduser().parent != backgrounds_dir():
-            self._add(m, Path(bg.image).name, lambda: None, name="file:current", checked=True,
-                      group=group)
-        self._add(m, f"Colour ({bg.color})", lambda: self.apply({"background.mode": "color"}),
-                  name="color", checked=bg.mode == "color", group=group)
-        self._add(m, "None (camera as is)", lambda: self.apply({"background.mode": "none"}),
-                  name="none", checked=bg.mode == "none", group=group)
-        self._add(m, "Choose image or video…", self.choose_file, name="choose")
-        self._add(m, "Open backgrounds folder", self._open_backgrounds, name="folder")
+        self._background_section(m, bg)
         m.addSeparator()
 
         cam = m.addMenu("Camera")
@@ -380,6 +357,33 @@ class Tray(QObject):
         m.addSeparator()
         self._add(m, "Settings…", self.open_settings, name="settings")
         self._add(m, "Quit tray", self.quit, name="quit")
+
+    def _background_section(self, m: QMenu, bg) -> None:
+        """The menu's background choices: blur presets, the backgrounds folder, colour, none."""
+        m.addSection("Background")
+        group = QActionGroup(m)
+        for text, value in BLUR_PRESETS:
+            on = bg.mode == "blur" and min(BLUR_PRESETS, key=lambda p: abs(p[1] - bg.blur))[1] \
+                == value
+            self._add(m, text, lambda v=value: self.apply({"background.mode": "blur",
+                                                             "background.blur": v}),
+                      name=f"blur:{value}", checked=on, group=group)
+        for path in background_files():
+            kind = media_kind(path)
+            on = bg.mode == kind and Path(bg.image).expanduser() == path
+            self._add(m, path.stem.replace("_", " ").replace("-", " ").capitalize(),
+                      lambda p=path: self.use_file(p), name=f"file:{path.name}", checked=on,
+                      group=group)
+        if bg.mode in ("image", "video") and bg.image and \
+                Path(bg.image).expanduser().parent != backgrounds_dir():
+            self._add(m, Path(bg.image).name, lambda: None, name="file:current", checked=True,
+                      group=group)
+        self._add(m, f"Colour ({bg.color})", lambda: self.apply({"background.mode": "color"}),
+                  name="color", checked=bg.mode == "color", group=group)
+        self._add(m, "None (camera as is)", lambda: self.apply({"background.mode": "none"}),
+                  name="none", checked=bg.mode == "none", group=group)
+        self._add(m, "Choose image or video…", self.choose_file, name="choose")
+        self._add(m, "Open backgrounds folder", self._open_backgrounds, name="folder")
 
     def action(self, name: str) -> QAction:
         """The menu action with ``name`` (its objectName), searching submenus too."""

@@ -75,93 +75,10 @@ class SettingsWindow(QWidget):
         self._settle.timeout.connect(self.apply)
         self.setWindowTitle("livebg settings")
         self.setWindowIcon(icons.app_icon())
-
-        # -- status and preview
-        self.state_icon = QLabel()
-        self.state_text = QLabel()
-        self.state_text.setWordWrap(True)
-        self.preview = QLabel("no preview")
-        self.preview.setObjectName("preview")
-        self.preview.setFixedSize(PREVIEW_W, PREVIEW_H)
-        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.preview.setStyleSheet("QLabel#preview { background: #202428; color: #9aa0a6; "
-                                   "border-radius: 4px; }")
-
-        # -- background
-        self.mode = QComboBox()
-        for value, label in MODES:
-            self.mode.addItem(label, value)
-        self.blur = QSlider(Qt.Orientation.Horizontal)
-        self.blur.setRange(0, 100)
-        self.blur.setTickInterval(25)
-        self.blur.setTickPosition(QSlider.TickPosition.TicksBelow)
-        self.blur_value = QLabel()
-        self.blur_value.setMinimumWidth(32)
-        self.blur.valueChanged.connect(lambda v: self.blur_value.setText(f"{v / 100:.2f}"))
-        self.image = QLineEdit()
-        self.image.setPlaceholderText("image or video file")
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse)
-        self.color = QPushButton()
-        self.color.setObjectName("color")
-        self.color.clicked.connect(self._pick_color)
-        self._color = "#00b140"
-        self.fit = QComboBox()
-        self.fit.addItem("Cover (crop)", "cover")
-        self.fit.addItem("Fit (pad with colour)", "fit")
-        self.mode.currentIndexChanged.connect(self._enable)
-
-        bg = QGroupBox("Background")
-        f = QFormLayout(bg)
-        f.addRow("Replace with", self.mode)
-        row = QHBoxLayout()
-        row.addWidget(QLabel("light"))
-        row.addWidget(self.blur, 1)
-        row.addWidget(QLabel("strong"))
-        row.addWidget(self.blur_value)
-        f.addRow("Blur strength", row)
-        row = QHBoxLayout()
-        row.addWidget(self.image, 1)
-        row.addWidget(browse)
-        f.addRow("File", row)
-        f.addRow("Picture fills", self.fit)
-        f.addRow("Colour", self.color)
-
-        # -- camera
-        self.camera = QComboBox()
-        self.camera.setEditable(True)
-        self.camera.setToolTip("a camera index (0, 1, ...) or a device such as /dev/video0")
-        self.size = QComboBox()
-        self.fps = QSpinBox()
-        self.fps.setRange(1, 240)
-        self.fps.setSuffix(" fps")
-        self.in_use = QLabel()
-        self.in_use.setObjectName("in_use")
-        self.in_use.setWordWrap(True)
-        self.in_use.setStyleSheet("QLabel#in_use { color: palette(mid); }")
-        cam = QGroupBox("Camera")
-        f = QFormLayout(cam)
-        f.addRow("Device", self.camera)
-        f.addRow("In use", self.in_use)
-        row = QHBoxLayout()
-        row.addWidget(self.size, 1)
-        row.addWidget(self.fps)
-        f.addRow("Resolution", row)
-
-        # -- quality
-        self.net = QComboBox()
-        labels = {"auto": "Auto (by frame shape)", "landscape": "Landscape (256x144, faster)",
-                  "square": "Square (256x256)"}
-        for name in field_choices("model.name"):
-            self.net.addItem(labels.get(name, name), name)
-        self.refine = QComboBox()
-        for mode, about in choice_labels("refine.mode").items():
-            self.refine.addItem(f"{choice_name(mode)} ({about})" if about else choice_name(mode),
-                                mode)
-        quality = QGroupBox("Quality")
-        f = QFormLayout(quality)
-        f.addRow("Network", self.net)
-        f.addRow("Refinement", self.refine)
+        self._build_status()
+        bg = self._build_background()
+        cam = self._build_camera()
+        quality = self._build_quality()
 
         # -- login, message, buttons
         self.login = QCheckBox("Start livebg at login")
@@ -203,6 +120,100 @@ class SettingsWindow(QWidget):
         tray.message.connect(self.show_message)
         self._connect_changes()
         self.show_state(tray.status)
+
+    def _build_status(self) -> None:
+        """The state line and the preview (the right-hand side)."""
+        self.state_icon = QLabel()
+        self.state_text = QLabel()
+        self.state_text.setWordWrap(True)
+        self.preview = QLabel("no preview")
+        self.preview.setObjectName("preview")
+        self.preview.setFixedSize(PREVIEW_W, PREVIEW_H)
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview.setStyleSheet("QLabel#preview { background: #202428; color: #9aa0a6; "
+                                   "border-radius: 4px; }")
+
+    def _build_background(self) -> QGroupBox:
+        """The Background group: mode, blur, file, fit, colour."""
+        self.mode = QComboBox()
+        for value, label in MODES:
+            self.mode.addItem(label, value)
+        self.blur = QSlider(Qt.Orientation.Horizontal)
+        self.blur.setRange(0, 100)
+        self.blur.setTickInterval(25)
+        self.blur.setTickPosition(QSlider.TickPosition.TicksBelow)
+        self.blur_value = QLabel()
+        self.blur_value.setMinimumWidth(32)
+        self.blur.valueChanged.connect(lambda v: self.blur_value.setText(f"{v / 100:.2f}"))
+        self.image = QLineEdit()
+        self.image.setPlaceholderText("image or video file")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        self.color = QPushButton()
+        self.color.setObjectName("color")
+        self.color.clicked.connect(self._pick_color)
+        self._color = "#00b140"
+        self.fit = QComboBox()
+        self.fit.addItem("Cover (crop)", "cover")
+        self.fit.addItem("Fit (pad with colour)", "fit")
+        self.mode.currentIndexChanged.connect(self._enable)
+
+        bg = QGroupBox("Background")
+        f = QFormLayout(bg)
+        f.addRow("Replace with", self.mode)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("light"))
+        row.addWidget(self.blur, 1)
+        row.addWidget(QLabel("strong"))
+        row.addWidget(self.blur_value)
+        f.addRow("Blur strength", row)
+        row = QHBoxLayout()
+        row.addWidget(self.image, 1)
+        row.addWidget(browse)
+        f.addRow("File", row)
+        f.addRow("Picture fills", self.fit)
+        f.addRow("Colour", self.color)
+        return bg
+
+    def _build_camera(self) -> QGroupBox:
+        """The Camera group: device, what is in use, size and rate."""
+        self.camera = QComboBox()
+        self.camera.setEditable(True)
+        self.camera.setToolTip("a camera index (0, 1, ...) or a device such as /dev/video0")
+        self.size = QComboBox()
+        self.fps = QSpinBox()
+        self.fps.setRange(1, 240)
+        self.fps.setSuffix(" fps")
+        self.in_use = QLabel()
+        self.in_use.setObjectName("in_use")
+        self.in_use.setWordWrap(True)
+        self.in_use.setStyleSheet("QLabel#in_use { color: palette(mid); }")
+        cam = QGroupBox("Camera")
+        f = QFormLayout(cam)
+        f.addRow("Device", self.camera)
+        f.addRow("In use", self.in_use)
+        row = QHBoxLayout()
+        row.addWidget(self.size, 1)
+        row.addWidget(self.fps)
+        f.addRow("Resolution", row)
+        return cam
+
+    def _build_quality(self) -> QGroupBox:
+        """The Quality group: net and refinement."""
+        self.net = QComboBox()
+        labels = {"auto": "Auto (by frame shape)", "landscape": "Landscape (256x144, faster)",
+                  "square": "Square (256x256)"}
+        for name in field_choices("model.name"):
+            self.net.addItem(labels.get(name, name), name)
+        self.refine = QComboBox()
+        for mode, about in choice_labels("refine.mode").items():
+            self.refine.addItem(f"{choice_name(mode)} ({about})" if about else choice_name(mode),
+                                mode)
+        quality = QGroupBox("Quality")
+        f = QFormLayout(quality)
+        f.addRow("Network", self.net)
+        f.addRow("Refinement", self.refine)
+        return quality
 
     def _connect_changes(self) -> None:
         """Every widget applies its change itself (see the module's docstring)."""
