@@ -461,7 +461,8 @@ def test_tray_says_why_the_daemon_it_started_stopped(qapp, home, monkeypatch):
         assert "starting" in t.last_message and "started" not in t.last_message
         wait_for(lambda: t.refresh().problem, 240, "the daemon to stop")
         assert t.status.state == STOPPED
-        assert "v4l2loopback" in t.status.text and "exit status 2" in t.last_error
+        assert t.status.text == "livebg stopped: no usable v4l2loopback device"
+        assert "exit status 2" in t.last_error and t.status.problem == t.last_error
         assert "modprobe v4l2loopback" in t.last_error, "the fix, from the daemon's own line"
         assert "v4l2loopback" in window.message.text()
         assert "c62828" in window.message.styleSheet(), "in red"
@@ -480,7 +481,7 @@ def test_tray_says_why_the_daemon_it_started_stopped(qapp, home, monkeypatch):
 
 
 def test_last_error_line():
-    from livebg.tray.daemon_link import last_error
+    from livebg.tray.daemon_link import Exited, last_error
 
     text = ("20:45:53 INFO livebg.system.control: control socket: /run/x\n"
             "20:46:59 INFO livebg.engine.daemon: stopped\n"
@@ -490,6 +491,7 @@ def test_last_error_line():
              "camera gone\n12:00:01 INFO livebg.engine.daemon: stopped\n"
     assert last_error(logged) == "stopped by an error: camera gone"
     assert last_error("Traceback...\nKeyError: 'x'\n") == "KeyError: 'x'"
+    assert Exited(2, last_error(text)).summary() == "no usable v4l2loopback device"
 
 
 def test_opencv_qt_plugins_do_not_leak_into_the_tray():

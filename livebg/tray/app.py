@@ -97,7 +97,7 @@ class Tray(QObject):
             self._exited, self._starting = ended, False
             self.notify(ended.message(), error=True)
         if status.state in (STOPPED, ERROR) and self._exited is not None:
-            status = Status(STOPPED, f"livebg stopped: {self._exited.reason}",
+            status = Status(STOPPED, f"livebg stopped: {self._exited.summary()}",
                             problem=self._exited.message())
         elif status.state == STOPPED and self._starting:
             status = Status(STOPPED, "starting livebg…")

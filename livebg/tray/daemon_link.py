@@ -55,6 +55,13 @@ class Exited:
     reason: str                      # its last error line, e.g. "no usable v4l2loopback ..."
     log: Path | None = None
 
+    def summary(self) -> str:
+        """The reason's first clause, for a status line ("no usable v4l2loopback device")."""
+        import re
+
+        head = re.split(r" \(|; |: run", self.reason, maxsplit=1)[0].strip()
+        return head if len(head) <= 70 else head[:69] + "…"
+
     def message(self) -> str:
         """One line for the user: what happened, why, and what to do."""
         where = f"; its log: {self.log}" if self.log else \

@@ -396,6 +396,11 @@ class SettingsWindow(QWidget):
     def show_message(self, text: str, error: bool) -> None:
         self.message.setStyleSheet("color: #c62828;" if error else "color: #2e7d32;")
         self.message.setText(text)
+        if self.isVisible():  # a long message grows the window instead of squashing the form
+            self.layout().activate()
+            need = self.layout().totalHeightForWidth(self.width())
+            if need > self.height():
+                self.resize(self.width(), need)
 
     def update_preview(self) -> bool:
         """Fetch the daemon's current output; False (and a note) when there is none."""
