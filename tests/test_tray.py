@@ -364,8 +364,8 @@ def test_settings_window_follows_the_daemon(daemon, tray, home):
     tray.action("blur:0.85").trigger()            # from the menu
     assert window.blur.value() == 85 and window.blur_value.text() == "0.85"
     link.set("background.mode", "color")          # from `livebg ctl` or the file
-    tray.refresh()                                # the next poll
-    assert window.mode.currentData() == "color"
+    wait_for(lambda: tray.refresh() and window.mode.currentData() == "color", 60,
+             "the window to follow at the next poll")
     assert window.changes() == {}, "following the daemon is not a change of the user's"
 
     # The daemon reads an image file, not camera 0: the camera row says so.

@@ -119,21 +119,31 @@ class Tray(QObject):
         self.state_changed.emit(status)
         return status
 
-    def values(self) -> Config:
-        """The settings to show: the running daemon's, else the file's, else defaults."""
+    def values(self, *, fallback: bool = True) -> Config | None:
+        """The settings to show: the running daemon's, else the file's, else defaults.
+
+        With ``fallback`` False, None when a daemon runs but did not answer
+        (busy, or refused): the caller keeps what it shows rather than show
+        the file's settings, which may not be what runs.
+        """
         try:
             data = self.link.get()
-            cfg = Config()
+            flat = {}
             for section, fields in data.items():
                 if isinstance(fields, dict):
-                    for k, v in fields.items():
-                        cfg = config_mod.set_value(cfg, f"{section}.{k}", v, source="daemon")
+                    flat.update({f"{section}.{k}": v for k, v in fields.items()})
                 else:
-                    cfg = config_mod.set_value(cfg, section, fields, source="daemon")
-            return cfg
-        except (LinkError, config_mod.ConfigError, AttributeError):
-            cfg, _problem = persist.load(self.path)
-            return cfg
+                    flat[section] = fields
+            # All at once: keys that only make sense together (mode image + its file).
+            return config_mod.set_values(Config(), flat, source="daemon")
+        except NotRunning:
+            pass
+        except (LinkError, config_mod.ConfigError, AttributeError) as e:
+            log.debug("the daemon's settings are not usable here: %s", e)
+            if not fallback:
+                return None
+        cfg, _problem = persist.load(self.path)
+        return cfg
 
     def config_problem(self) -> str | None:
         """Why the configuration file cannot be used, or None."""

@@ -267,10 +267,13 @@ class SettingsWindow(QWidget):
         if self._settle.isActive() or self.blur.isSliderDown() or self.image.isModified() \
                 or self.camera.lineEdit().hasFocus() or waiting_for_file:
             return False
+        cfg = self.tray.values(fallback=False)
+        if cfg is None:
+            return False
         before = self.collect()
         self._loading = True
         try:
-            self._fill(self.tray.values())
+            self._fill(cfg)
         finally:
             self._loading = False
         self._loaded = self.collect()
