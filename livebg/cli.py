@@ -643,6 +643,38 @@ def cmd_tray(args) -> int:
     return tray.main(start_daemon=not args.no_start)
 
 
+def cmd_autostart(args) -> int:
+    """``livebg autostart on|off|status``: the systemd user unit, else an XDG autostart entry."""
+    from livebg.system import autostart
+
+    if args.action == "status":
+        print(autostart.describe())
+        return 0
+    try:
+        print(autostart.set_enabled(args.action == "on"))
+    except autostart.AutostartError as e:
+        raise UserError(str(e)) from None
+    print(autostart.describe())
+    return 0
+
+
+def cmd_config(args) -> int:
+    """``livebg config``: where the configuration is; ``--print-default``: every option."""
+    from livebg import config
+    from livebg.system import shipped
+
+    if args.print_default:
+        sys.stdout.write(shipped.text("default.yaml"))
+        return 0
+    if args.shipped:
+        print(shipped.path(args.shipped))
+        return 0
+    path = config.user_config_path()
+    print(f"{path} ({'exists' if path.is_file() else 'absent: defaults apply'}); every option "
+          "with its default: livebg config --print-default")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from livebg import __version__
 
@@ -782,6 +814,20 @@ def _add_batch_commands(sub) -> None:
                    "behind_walk, beside, cross in turn), with truths masks/ (main person) and "
                    "masks_all/ (everyone), for `subject`")
     p.set_defaults(func=cmd_clips)
+
+    p = sub.add_parser("autostart", help="start livebg at login: on, off, or status "
+                       "(systemd user unit, else XDG autostart)")
+    p.add_argument("action", choices=("on", "off", "status"))
+    p.set_defaults(func=cmd_autostart)
+
+    p = sub.add_parser("config", help="where the configuration file is; --print-default")
+    p.add_argument("--print-default", action="store_true",
+                   help="print every option with its default and a comment (default.yaml)")
+    p.add_argument("--shipped", metavar="NAME", choices=("default.yaml", "livebg.service",
+                                                         "livebg.desktop", "icon.svg"),
+                   help="print where a file livebg ships is: default.yaml, livebg.service, "
+                   "livebg.desktop, icon.svg")
+    p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("tray", help="tray icon and settings window (needs livebg[tray])")
     p.add_argument("--no-start", action="store_true",

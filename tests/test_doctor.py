@@ -120,3 +120,51 @@ def test_doctor_command(capsys):
     out = capsys.readouterr().out
     # The exit status follows what it printed: 0 exactly when it found no problem.
     assert (rc == 0) == ("no problems found" in out) and rc in (0, 1), out
+
+
+def test_tray_libraries_missing_name_the_package_for_the_distribution():
+    """15.4: a missing X11 library of Qt's is a problem with the install command (real lookups)."""
+    libs = {"libc.so.6": ("libc6", "glibc", "glibc"),
+            "libxcb-livebg-not-there.so.0": ("libxcb-nothere0", "xcb-util-nothere",
+                                             "xcb-nothere")}
+    debian = doctor.check_tray_libraries(libs, 'PRETTY_NAME="Debian 12"\nID=debian\n')
+    assert [c.ok for c in debian] == [False]
+    assert "libxcb-livebg-not-there.so.0" in debian[0].detail and "libc.so" not in debian[0].detail
+    assert debian[0].fixes == ["sudo apt install libxcb-nothere0"]
+    ubuntu = doctor.check_tray_libraries(libs, "ID=ubuntu\nID_LIKE=debian\n")
+    assert ubuntu[0].fixes == ["sudo apt install libxcb-nothere0"]
+    fedora = doctor.check_tray_libraries(libs, 'ID=fedora\n')
+    assert fedora[0].fixes == ["sudo dnf install xcb-util-nothere"]
+    other = doctor.check_tray_libraries(libs, "ID=gentoo\n")
+    assert [f.split("  ")[0] for f in other[0].fixes] == [
+        "sudo apt install libxcb-nothere0", "sudo dnf install xcb-util-nothere",
+        "sudo pacman -S xcb-nothere"]
+    present = doctor.check_tray_libraries({"libc.so.6": ("libc6", "glibc", "glibc")}, "ID=debian")
+    assert [c.ok for c in present] == [True]
+
+
+def test_every_library_qt_needs_is_named_with_three_packages():
+    assert "libxcb-cursor.so.0" in doctor.QT_XCB_LIBRARIES  # the one Debian 12 lacked
+    for soname, packages in doctor.QT_XCB_LIBRARIES.items():
+        assert soname.startswith("lib") and ".so." in soname and len(packages) == 3
+
+
+def test_doctor_says_why_cuda_does_not_run():
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("this onnxruntime build has no CUDA provider")
+    checks = {c.topic: c for c in doctor.check_providers(None)}
+    if "CPUExecutionProvider" not in checks["onnxruntime"].detail.split("runs on ")[1][:25]:
+        pytest.skip("CUDA runs on this machine")
+    from livebg.stages import segment
+
+    assert segment.cuda_problem, "the reason was kept"
+    assert segment.cuda_problem in checks["CUDA"].detail
+
+
+def test_configuration_fix_points_to_the_shipped_defaults(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("background:\n  blur: 9\n")
+    checks, _ = doctor.check_config(path)
+    assert "livebg config --print-default" in checks[0].fixes[0]

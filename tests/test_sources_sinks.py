@@ -135,6 +135,7 @@ def test_window_without_a_display_is_one_line_before_highgui(monkeypatch):
     monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
     sink = WindowSink(64, 48)
     assert touched and sink.describe() == "window"
+    sink.close()  # ends the sink's window thread
 
 
 def test_every_named_sink_meets_the_written_contract():

@@ -3,9 +3,10 @@
 Qt runs with the offscreen platform (no display needed). The daemon is a real
 ``livebg run`` subprocess with its own XDG_RUNTIME_DIR and XDG_CONFIG_HOME, so
 the tray reaches it the way it does on a desktop: through the control socket
-it finds from the environment. The slow tests also render the settings
-window and the menu to artifacts/tray-settings.png and artifacts/tray-menu.png
-($LIVEBG_ARTIFACTS when set); docs/ has copies for the README.
+it finds from the environment. One slow test runs the tray on a real X
+display (Xvfb, Qt's xcb platform) and takes real screenshots of the settings
+window and the menu: artifacts/tray-settings-x11.png and tray-menu-x11.png
+($LIVEBG_ARTIFACTS when set); docs/tray-*.png are copies for the README.
 """
 
 from __future__ import annotations
@@ -317,36 +318,74 @@ def test_menu_actions_change_the_daemon(daemon, tray, home):
 
 
 @pytest.mark.slow
-def test_settings_window_applies_and_persists(daemon, tray, home):
+def test_settings_window_applies_every_change_at_once(daemon, tray, home):
+    """15.1: no Apply button; a choice applies at once, a slider once it rests."""
+    from PySide6.QtWidgets import QPushButton
+
     link = tray.link
     window = tray.open_settings()
     QApplication.processEvents()
+    assert "Apply" not in [b.text() for b in window.findChildren(QPushButton)]
     assert window.collect()["background.blur"] == 0.5
-    window.blur.setValue(70)
-    window.login.setChecked(True)
-    assert window.changes() == {"background.blur": 0.7}
-    assert window.apply()
-    assert link.get("background.blur") == 0.7
+
+    for v in (55, 60, 65, 70):  # a drag: one change once it rests, not one per step
+        window.blur.setValue(v)
+        QApplication.processEvents()
+    assert link.get("background.blur") == 0.5, "not while the slider is still moving"
+    wait_for(lambda: link.get("background.blur") == 0.7, what="the blur to apply by itself")
     text = config_file(home).read_text()
     assert "blur: 0.7" in text and "# my livebg settings - the tray must keep this comment" in text
     assert "mode: blur   # and this one" in text
-    assert autostart.desktop_path().is_file()
     assert "saved and applied" in window.message.text()
+
+    window.refine.setCurrentIndex(window.refine.findData("guided"))
+    assert link.get("refine.mode") == "guided", "a choice applies at once"
+    window.login.setChecked(True)
+    assert autostart.desktop_path().is_file(), "start at login switches at once"
+    window.login.setChecked(False)
+    assert not autostart.desktop_path().exists()
 
     # Size and rate persist (they take effect when the camera reopens).
     window.size.setCurrentIndex(window.size.findData("640x480"))
     window.fps.setValue(24)
-    assert window.apply()
+    wait_for(lambda: persist.load(config_file(home))[0].camera.fps == 24, what="fps saved")
     cfg = persist.load(config_file(home))[0]
     assert (cfg.camera.width, cfg.camera.height, cfg.camera.fps) == (640, 480, 24)
 
-    assert window.update_preview()
+    # A picture mode waits for its file instead of failing.
+    window.mode.setCurrentIndex(window.mode.findData("image"))
+    assert link.get("background.mode") == "blur" and "choose a picture" in window.message.text()
+    picture = home / "config" / "livebg" / "backgrounds" / "coffee_shop.jpg"
+    window.image.setText(str(picture))
+    window.image.editingFinished.emit()  # what Enter or leaving the field sends
+    assert link.get("background.mode") == "image"
+    assert link.get("background.image") == str(picture)
+
+
+@pytest.mark.slow
+def test_settings_window_follows_the_daemon(daemon, tray, home):
+    """15.2 and 15.5: the open window shows what the daemon runs, whoever changed it."""
+    link = tray.link
+    window = tray.open_settings()
+    QApplication.processEvents()
+    assert window.mode.currentData() == "blur" and window.blur.value() == 50
+
+    tray.rebuild_menu()
+    tray.action("blur:0.85").trigger()            # from the menu
+    assert window.blur.value() == 85 and window.blur_value.text() == "0.85"
+    link.set("background.mode", "color")          # from `livebg ctl` or the file
+    wait_for(lambda: tray.refresh() and window.mode.currentData() == "color", 60,
+             "the window to follow at the next poll")
+    assert window.changes() == {}, "following the daemon is not a change of the user's"
+
+    # The daemon reads an image file, not camera 0: the camera row says so.
+    assert "input.png" in window.camera.currentText()
+    assert window.collect()["input"] == str(home / "input.png")
+    assert "camera 0" not in window.camera.currentText()
+    assert "image input.png (480x270)" in window.in_use.text(), window.in_use.text()
+    window.update_preview()
     wait_for(lambda: window.update_preview() and not window.preview.pixmap().isNull(),
              what="a preview frame")
-    window.resize(window.sizeHint())
-    QApplication.processEvents()
-    DOCS.mkdir(parents=True, exist_ok=True)
-    assert window.grab().save(str(DOCS / "tray-settings.png"))
 
 
 @pytest.mark.slow
@@ -391,7 +430,7 @@ def test_unparsable_config_is_not_overwritten(daemon, tray, home):
     assert tray.link.get("background.blur") == 0.3  # still applied live
 
     window.blur.setValue(90)
-    assert not window.apply()
+    wait_for(lambda: tray.link.get("background.blur") == 0.9, what="the blur applied live")
     assert path.read_bytes() == broken
     assert "not saved" in window.message.text()
 
@@ -415,3 +454,235 @@ def test_tray_starts_the_daemon_and_shows_no_camera(qapp, home, monkeypatch):
         if child is not None:
             child.terminate()
             child.wait(timeout=15)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(Path("/sys/module/v4l2loopback").exists(),
+                    reason="needs a machine without v4l2loopback, so that the daemon fails")
+def test_tray_says_why_the_daemon_it_started_stopped(qapp, home, monkeypatch):
+    """15.3: no v4l2loopback here (real): the daemon exits 2; the tray shows why, in red."""
+    from livebg.tray.app import Tray
+
+    monkeypatch.setattr(autostart, "unit_installed", lambda: False)  # never the real unit
+    config_file(home).write_text(CONFIG + f"input: {home / 'input.png'}\n")  # sinks: virtual
+    t = Tray(poll_ms=0, show_icon=False, start_daemon=True)
+    window = t.open_settings()
+    try:
+        assert "starting" in t.last_message and "started" not in t.last_message
+        wait_for(lambda: t.refresh().problem, 240, "the daemon to stop")
+        assert t.status.state == STOPPED
+        assert t.status.text == "livebg stopped: no usable v4l2loopback device"
+        assert "exit status 2" in t.last_error and t.status.problem == t.last_error
+        assert "modprobe v4l2loopback" in t.last_error, "the fix, from the daemon's own line"
+        assert "v4l2loopback" in window.message.text()
+        assert "c62828" in window.message.styleSheet(), "in red"
+        assert "v4l2loopback" in window.state_text.text()
+        t.rebuild_menu()
+        assert "v4l2loopback" in t.action("state").text()
+        assert t.action("start").isEnabled(), "and it can be started again"
+        assert t.link._child is None, "the child was reaped"
+    finally:
+        t.timer.stop()
+        window.close()
+        child = t.link._child
+        if child is not None:
+            child.terminate()
+            child.wait(timeout=15)
+
+
+def test_last_error_line():
+    from livebg.tray.daemon_link import Exited, last_error
+
+    text = ("20:45:53 INFO livebg.system.control: control socket: /run/x\n"
+            "20:46:59 INFO livebg.engine.daemon: stopped\n"
+            "livebg: error: no usable v4l2loopback device; run: sudo modprobe v4l2loopback\n")
+    assert last_error(text) == "no usable v4l2loopback device; run: sudo modprobe v4l2loopback"
+    logged = "12:00:00 INFO a: fine\n12:00:01 ERROR livebg.engine.daemon: stopped by an error: " \
+             "camera gone\n12:00:01 INFO livebg.engine.daemon: stopped\n"
+    assert last_error(logged) == "stopped by an error: camera gone"
+    assert last_error("Traceback...\nKeyError: 'x'\n") == "KeyError: 'x'"
+    assert Exited(2, last_error(text)).summary() == "no usable v4l2loopback device"
+
+
+def test_opencv_qt_plugins_do_not_leak_into_the_tray():
+    """15.4: cv2 sets QT_QPA_PLATFORM_PLUGIN_PATH to its own Qt 5; the tray's Qt 6 never looks there."""
+    code = ("import os, cv2\n"
+            "assert 'cv2' in os.environ.get('QT_QPA_PLATFORM_PLUGIN_PATH', ''), 'cv2 sets it'\n"
+            "os.environ['QT_PLUGIN_PATH'] = '/opt/mine' + os.pathsep + os.path.dirname("
+            "cv2.__file__) + '/qt/plugins'\n"
+            "import livebg.tray.app\n"
+            "from PySide6.QtWidgets import QApplication\n"
+            "app = QApplication([])\n"
+            "print('PLATFORM', app.platformName())\n"
+            "print('PATH', os.environ.get('QT_QPA_PLATFORM_PLUGIN_PATH'))\n"
+            "print('PLUGINS', os.environ.get('QT_PLUGIN_PATH'))\n")
+    env = {**os.environ, "QT_DEBUG_PLUGINS": "1", "QT_QPA_PLATFORM": "offscreen"}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=120, check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "PLATFORM offscreen" in r.stdout
+    assert "PATH None" in r.stdout and "PLUGINS /opt/mine" in r.stdout, r.stdout
+    assert "cv2/qt" not in r.stderr, "Qt 6 searched OpenCV's plugin folder"
+    assert "PySide6/Qt/plugins/platforms" in r.stderr  # the debug output is really there
+
+
+def test_autostart_command_writes_and_removes_the_xdg_entry(home, capsys, monkeypatch):
+    from livebg import cli
+
+    monkeypatch.setattr(autostart, "systemd_user", lambda: False)  # no user manager here
+    assert cli.main(["autostart", "status"]) == 0
+    assert "start at login: off" in capsys.readouterr().out
+    assert cli.main(["autostart", "on"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote" in out and "start at login: on" in out
+    exec_line = autostart.desktop_path().read_text().split("Exec=")[1].splitlines()[0]
+    assert exec_line.endswith(" run") and Path(exec_line.split()[0]).exists()
+    assert cli.main(["autostart", "off"]) == 0
+    assert "start at login: off" in capsys.readouterr().out
+    assert not autostart.desktop_path().exists()
+
+
+def test_autostart_systemd_installs_the_shipped_unit(home, tmp_path, monkeypatch):
+    """There is no systemd user manager here: a stand-in ``systemctl`` records the calls."""
+    calls = tmp_path / "calls"
+    fake = tmp_path / "bin" / "systemctl"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\n"
+                    "case \"$*\" in *is-enabled*) echo enabled;; esac\nexit 0\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    assert autostart.backend() == "systemd"
+    done = autostart.set_enabled(True)
+    unit = autostart.unit_path()
+    assert unit == home / "config" / "systemd" / "user" / "livebg.service"
+    text = unit.read_text()
+    assert f"wrote {unit}" in done and "systemctl --user enable livebg.service" in done
+    exec_start = next(line for line in text.splitlines() if line.startswith("ExecStart="))
+    assert exec_start.endswith(" run") and Path(exec_start[10:].split()[0]).exists()
+    assert "Restart=on-failure" in text and "RestartPreventExitStatus=2" in text
+    assert calls.read_text().splitlines()[-2:] == ["--user daemon-reload",
+                                                   "--user enable livebg.service"]
+    assert "start at login: on" in autostart.describe()
+
+    unit.write_text(text.replace("RestartSec=5", "RestartSec=30"))  # the user's own edit
+    assert "kept your own" in autostart.set_enabled(True)
+    assert "RestartSec=30" in unit.read_text()
+
+
+def test_config_print_default_is_the_shipped_file(capsys):
+    from livebg import cli
+    from livebg.system import shipped
+
+    assert cli.main(["config", "--print-default"]) == 0
+    out = capsys.readouterr().out
+    assert out == (REPO / "config" / "default.yaml").read_text()
+    assert shipped.path("livebg.service").is_file() and shipped.path("livebg.desktop").is_file()
+
+
+def test_wheel_ships_the_config_files():
+    """pyproject force-includes config/ as livebg/share/, where livebg.system.shipped looks."""
+    tomllib = pytest.importorskip("tomllib", reason="Python 3.11 reads TOML")
+    from livebg.system import shipped
+
+    force = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["hatch"]["build"][
+        "targets"]["wheel"]["force-include"]
+    for name in shipped.NAMES:
+        assert force[f"config/{name}"] == f"livebg/share/{name}"
+    assert shipped.folders()[0] == REPO / "livebg" / "share"
+
+
+TRAY_ON_X11 = """
+import sys, time
+from PySide6.QtCore import QPoint
+from PySide6.QtWidgets import QApplication
+from livebg.tray.app import Tray
+
+app = QApplication([])
+print("PLATFORM", app.platformName(), flush=True)
+tray = Tray(poll_ms=500, show_icon=False, autostart_backend="xdg")
+
+
+def settle(seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.02)
+
+
+window = tray.open_settings()
+window.move(0, 0)
+deadline = time.monotonic() + 60
+while not (window.update_preview() and not window.preview.pixmap().isNull()):
+    assert time.monotonic() < deadline, "no preview"
+    settle(0.2)
+settle(1.0)
+g = window.frameGeometry()
+print("SETTINGS", g.x(), g.y(), g.width(), g.height(), flush=True)
+sys.stdin.readline()
+window.hide()
+tray.rebuild_menu()
+tray.menu.popup(QPoint(10, 10))
+settle(1.0)
+g = tray.menu.geometry()
+print("MENU", g.x(), g.y(), g.width(), g.height(), flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_tray_on_a_real_x_display_screenshots(daemon, home):
+    """15.4 and the README's pictures: the tray's own Qt on X11 (Xvfb), real screenshots."""
+    from _xvfb import ARTIFACTS, Xvfb
+
+    link = DaemonLink()
+    link.set("background.blur", 0.85)
+    x = Xvfb()
+    env = {**x.env(), "PYTHONPATH": os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
+    proc = subprocess.Popen([sys.executable, "-c", TRAY_ON_X11], env=env, cwd=home,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    shots = {}
+    try:
+        assert proc.stdout.readline().split() == ["PLATFORM", "xcb"], proc.stderr.read()
+        for name in ("SETTINGS", "MENU"):
+            line = proc.stdout.readline().split()
+            assert line[:1] == [name], (line, proc.stderr.read()[-3000:])
+            gx, gy, gw, gh = map(int, line[1:])
+            screen = cv2.imread(str(x.screenshot(ARTIFACTS / f"tray-{name.lower()}-screen.png")))
+            crop = screen[gy:gy + gh, gx:gx + gw]
+            assert crop.shape[0] > 100 and crop.shape[1] > 100
+            assert crop.std() > 20, f"the {name.lower()} is drawn, not a blank rectangle"
+            shots[name] = crop
+            cv2.imwrite(str(ARTIFACTS / f"tray-{name.lower()}-x11.png"), crop)
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        x.close()
+    err = proc.stderr.read()
+    assert "xcb-cursor0" not in err and "Could not load the Qt platform plugin" not in err, err
+
+
+def test_tray_says_what_to_install_instead_of_aborting(monkeypatch, capsys):
+    """15.4: a missing X11 library of Qt's is one line with the install command, status 2."""
+    import livebg.tray
+    from livebg import cli
+    from livebg.system import doctor
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setitem(doctor.QT_XCB_LIBRARIES, "libxcb-livebg-missing.so.0",
+                        ("libxcb-missing0", "xcb-util-missing", "xcb-util-missing"))
+    assert cli.main(["tray"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "libxcb-livebg-missing.so.0" in err[0]
+    assert "install" in err[0] or "pacman -S" in err[0]
+    assert "libxcb-missing0" in err[0] or "xcb-util-missing" in err[0]  # by distribution
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")  # offscreen needs none of them
+    assert livebg.tray.x11_problem() is None

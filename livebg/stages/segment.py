@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 import cv2
@@ -126,6 +127,49 @@ def _session(path: Path, providers: list[str], threads: int):
     return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
 
 
+CUDA_HINT = 'with an NVIDIA card: pip install "livebg[cuda]" (CUDA and cuDNN from pip)'
+# Why the CUDA provider did not run, from the last try ("" when it ran or was not tried);
+# `livebg doctor` shows it, the daemon logs it once.
+cuda_problem = ""
+_cuda_logged = False
+
+
+def preload_cuda() -> str:
+    """Load the CUDA and cuDNN libraries of the nvidia-* wheels (``livebg[cuda]``) if any.
+
+    ``onnxruntime.preload_dlls()`` (onnxruntime-gpu >= 1.21) finds them in the
+    environment's site-packages, where the runtime alone does not look. It
+    prints what it cannot load; that text is returned (first line) instead.
+    """
+    import contextlib
+    import io
+
+    import onnxruntime as ort
+
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return ""
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            preload()
+    except Exception as e:  # noqa: BLE001 - a failed preload only means CPU
+        return str(e).splitlines()[0] if str(e) else type(e).__name__
+    failed = [line for line in out.getvalue().splitlines() if line.startswith("Failed to load")]
+    return failed[0] if failed else ""
+
+
+def _cuda_failed(reason: str) -> None:
+    global cuda_problem, _cuda_logged
+    cuda_problem = reason
+    if not _cuda_logged:
+        _cuda_logged = True
+        # Plain information where an NVIDIA driver runs; a detail on every other Linux box.
+        quiet = sys.platform.startswith("linux") and not Path("/proc/driver/nvidia").exists()
+        log.log(logging.DEBUG if quiet else logging.INFO, "CUDA not used: %s; %s", reason,
+                CUDA_HINT)
+
+
 def open_session(path: Path, provider: str = "auto", threads: int = 1):
     """An ONNX Runtime session on CUDA when it really runs there, else the CPU.
 
@@ -146,13 +190,16 @@ def open_session(path: Path, provider: str = "auto", threads: int = 1):
         raise ModelError(f"{path}: no such model file")
     errors = []
     if provider in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+        missing = preload_cuda()
         try:
             sess = _session(path, ["CUDAExecutionProvider", "CPUExecutionProvider"], threads)
             if sess.get_providers()[0] == "CUDAExecutionProvider":
                 return sess, "CUDAExecutionProvider"
-            errors.append("the CUDA provider did not load (CUDA/cuDNN libraries missing?)")
+            errors.append("the CUDA provider did not load ("
+                          + (missing or "CUDA/cuDNN libraries missing?") + ")")
         except Exception as e:  # noqa: BLE001 - the runtime raises bare RuntimeErrors
             errors.append(str(e).splitlines()[0])
+        _cuda_failed(errors[-1])
     elif provider == "cuda":
         errors.append("this onnxruntime build has no CUDA provider (install onnxruntime-gpu)")
     if provider == "cuda":

@@ -3,8 +3,9 @@
 Checks, in order: the v4l2loopback module and its options (Chrome lists a
 loopback device only with ``exclusive_caps=1``), the loopback devices and who
 holds them, the cameras and the formats they offer, which ONNX Runtime
-provider really runs the net, the configuration file, and whether a daemon
-is running. Every problem comes with the command or edit that fixes it; the
+provider really runs the net (and why CUDA does not), the system libraries
+the tray's Qt needs, the configuration file, and whether a daemon is running.
+Every problem comes with the command or edit that fixes it; the
 exit status is 1 when a problem was found.
 """
 
@@ -197,11 +198,96 @@ def check_providers(cfg) -> list[Check]:
         _, running = open_session(path, provider, 1)
     except ModelError as e:
         return [Check("onnxruntime", False, str(e), ["use model.provider: auto"])]
-    note = ""
+    out = [Check("onnxruntime", True, f"onnxruntime {ort.__version__}: the net runs on "
+                 f"{running}; built with {built}")]
     if running != "CUDAExecutionProvider" and "CUDAExecutionProvider" in built:
-        note = " (the CUDA provider is built in but does not run: CUDA/cuDNN libraries missing)"
-    return [Check("onnxruntime", True, f"onnxruntime {ort.__version__}: the net runs on "
-                  f"{running}{note}; built with {built}")]
+        from livebg.stages import segment
+
+        nvidia = Path("/proc/driver/nvidia").exists() or not sys.platform.startswith("linux")
+        out.append(Check("CUDA", False if nvidia and provider != "cpu" else None,
+                         "the CUDA provider is built in but does not run: "
+                         + (segment.cuda_problem or "CUDA/cuDNN libraries missing"),
+                         [segment.CUDA_HINT] if nvidia else []))
+    return out
+
+
+# The shared libraries Qt 6's xcb platform plugin (PySide6, the tray) loads that a
+# desktop may lack, with the package that has each: (Debian/Ubuntu, Fedora, Arch).
+QT_XCB_LIBRARIES = {
+    "libxcb-cursor.so.0": ("libxcb-cursor0", "xcb-util-cursor", "xcb-util-cursor"),
+    "libxcb-icccm.so.4": ("libxcb-icccm4", "xcb-util-wm", "xcb-util-wm"),
+    "libxcb-keysyms.so.1": ("libxcb-keysyms1", "xcb-util-keysyms", "xcb-util-keysyms"),
+    "libxcb-image.so.0": ("libxcb-image0", "xcb-util-image", "xcb-util-image"),
+    "libxcb-render-util.so.0": ("libxcb-render-util0", "xcb-util-renderutil",
+                                "xcb-util-renderutil"),
+    "libxcb-util.so.1": ("libxcb-util1", "xcb-util", "xcb-util"),
+    "libxcb-shape.so.0": ("libxcb-shape0", "libxcb", "libxcb"),
+    "libxcb-randr.so.0": ("libxcb-randr0", "libxcb", "libxcb"),
+    "libxcb-xkb.so.1": ("libxcb-xkb1", "libxcb", "libxcb"),
+    "libxkbcommon-x11.so.0": ("libxkbcommon-x11-0", "libxkbcommon-x11", "libxkbcommon-x11"),
+    "libX11-xcb.so.1": ("libx11-xcb1", "libX11-xcb", "libx11"),
+    "libEGL.so.1": ("libegl1", "libglvnd-egl", "libglvnd"),
+    "libfontconfig.so.1": ("libfontconfig1", "fontconfig", "fontconfig"),
+    "libdbus-1.so.3": ("libdbus-1-3", "dbus-libs", "dbus"),
+}
+INSTALLERS = (("debian", "sudo apt install"), ("fedora", "sudo dnf install"),
+              ("arch", "sudo pacman -S"))
+
+
+def _distribution(os_release: str) -> int | None:
+    """0 Debian/Ubuntu, 1 Fedora/RHEL, 2 Arch from ``/etc/os-release`` text; None: other."""
+    ids = []
+    for line in os_release.splitlines():
+        key, _, value = line.partition("=")
+        if key in ("ID", "ID_LIKE"):
+            ids += value.strip().strip('"').lower().split()
+    for i, family in enumerate((("debian", "ubuntu"), ("fedora", "rhel", "centos"),
+                                ("arch",))):
+        if any(x in family for x in ids):
+            return i
+    return None
+
+
+def _loads(soname: str) -> bool:
+    import ctypes
+
+    try:
+        ctypes.CDLL(soname)
+        return True
+    except OSError:
+        return False
+
+
+def check_tray_libraries(libraries: dict | None = None, os_release: str | None = None
+                         ) -> list[Check]:
+    """The system libraries the tray's Qt needs on X11 (only where the tray extra is in)."""
+    import importlib.util
+
+    if not sys.platform.startswith("linux"):
+        return []
+    if libraries is None:
+        if importlib.util.find_spec("PySide6") is None:
+            return [Check("tray", None, 'the tray extra is not installed (pip install '
+                          '"livebg[tray]")')]
+        libraries = QT_XCB_LIBRARIES
+    missing = {so: pkgs for so, pkgs in libraries.items() if not _loads(so)}
+    if not missing:
+        return [Check("tray", True, f"the {len(libraries)} system libraries Qt needs on X11 "
+                      "are installed")]
+    if os_release is None:
+        try:
+            os_release = Path("/etc/os-release").read_text()
+        except OSError:
+            os_release = ""
+    distro = _distribution(os_release)
+    pick = range(3) if distro is None else (distro,)
+    fixes = []
+    for i in pick:
+        names = " ".join(dict.fromkeys(p[i] for p in missing.values()))
+        fixes.append(f"{INSTALLERS[i][1]} {names}"
+                     + (f"  ({INSTALLERS[i][0]})" if distro is None else ""))
+    return [Check("tray", False, "livebg tray cannot open its window on X11 (Qt aborts): "
+                  f"missing {', '.join(missing)}", fixes)]
 
 
 def check_config(path: Path | None) -> tuple[list[Check], object]:
@@ -214,8 +300,8 @@ def check_config(path: Path | None) -> tuple[list[Check], object]:
         cfg = config.load(target)
     except config.ConfigError as e:
         return [Check("configuration", False, str(e),
-                      [f"edit {target} (every option: {Path(config.__file__).parent.parent}"
-                       "/config/default.yaml)"])], None
+                      [f"edit {target} (every option with its default: "
+                       "livebg config --print-default)"])], None
     return [Check("configuration", True, f"{target} is valid")], cfg
 
 
@@ -238,7 +324,7 @@ def run_checks(config_path: Path | None = None, *, sys_root: Path = loopback.SYS
     checks, cfg = check_config(config_path)
     out = check_module(sys_root) + check_devices(cfg, sys_root)
     out += check_cameras(cfg, sys_root, probe_cameras)
-    out += check_providers(cfg)
+    out += check_providers(cfg) + check_tray_libraries()
     out += checks + check_daemon(cfg)
     return out
 

@@ -24,8 +24,8 @@ from livebg.config import Config
 from livebg.tray import icons, persist
 from livebg.tray.choices import (background_files, backgrounds_dir, choice_labels,  # noqa: F401
                                  choice_name, field_choices, file_filter, media_kind)
-from livebg.tray.daemon_link import (PAUSED, STOPPED, DaemonLink, LinkError, NotRunning, Status,
-                                     camera_choices)
+from livebg.tray.daemon_link import (ERROR, PAUSED, STOPPED, DaemonLink, LinkError, NotRunning,
+                                     Status, camera_choices)
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,8 @@ class Tray(QObject):
         self.last_error = ""
         self._pid = None
         self._settings = None
+        self._exited = None      # daemon_link.Exited: the daemon we started ended, and why
+        self._starting = False   # we started one that has not finished opening its outputs
         self.menu = QMenu()
         self.menu.aboutToShow.connect(self.rebuild_menu)
         self.tray_icon: QSystemTrayIcon | None = None
@@ -84,9 +86,26 @@ class Tray(QObject):
         return self.config_path or config_mod.user_config_path()
 
     def refresh(self) -> Status:
-        """Ask the daemon for its state; update the icon and tooltip."""
-        self.link.reap()
+        """Ask the daemon for its state; update the icon and tooltip.
+
+        When a daemon this tray started has ended with an error, the state
+        says why (its last error line) and the user is told once, in red.
+        """
         status = self.link.status()
+        ended = self.link.exited() if status.state in (STOPPED, ERROR) else None
+        if ended is not None:
+            self._exited, self._starting = ended, False
+            self.notify(ended.message(), error=True)
+        if status.state in (STOPPED, ERROR) and self._exited is not None:
+            status = Status(STOPPED, f"livebg stopped: {self._exited.summary()}",
+                            problem=self._exited.message())
+        elif status.state == STOPPED and self._starting:
+            status = Status(STOPPED, "starting livebg…")
+        elif status.state != STOPPED:
+            self._exited = None
+            if self._starting and status.raw.get("sinks"):
+                self._starting = False
+                self.notify(f"livebg is running ({', '.join(status.raw['sinks'])})")
         pid = status.raw.get("pid")
         if pid and self._pid and pid != self._pid:
             log.info("livebg restarted (pid %s, was %s)", pid, self._pid)
@@ -95,26 +114,36 @@ class Tray(QObject):
         self._pid = pid or self._pid
         self.status = status
         if self.tray_icon is not None:
-            self.tray_icon.setIcon(icons.icon(status.state))
+            self.tray_icon.setIcon(icons.icon(ERROR if status.problem else status.state))
             self.tray_icon.setToolTip(f"livebg - {status.text}")
         self.state_changed.emit(status)
         return status
 
-    def values(self) -> Config:
-        """The settings to show: the running daemon's, else the file's, else defaults."""
+    def values(self, *, fallback: bool = True) -> Config | None:
+        """The settings to show: the running daemon's, else the file's, else defaults.
+
+        With ``fallback`` False, None when a daemon runs but did not answer
+        (busy, or refused): the caller keeps what it shows rather than show
+        the file's settings, which may not be what runs.
+        """
         try:
             data = self.link.get()
-            cfg = Config()
+            flat = {}
             for section, fields in data.items():
                 if isinstance(fields, dict):
-                    for k, v in fields.items():
-                        cfg = config_mod.set_value(cfg, f"{section}.{k}", v, source="daemon")
+                    flat.update({f"{section}.{k}": v for k, v in fields.items()})
                 else:
-                    cfg = config_mod.set_value(cfg, section, fields, source="daemon")
-            return cfg
-        except (LinkError, config_mod.ConfigError, AttributeError):
-            cfg, _problem = persist.load(self.path)
-            return cfg
+                    flat[section] = fields
+            # All at once: keys that only make sense together (mode image + its file).
+            return config_mod.set_values(Config(), flat, source="daemon")
+        except NotRunning:
+            pass
+        except (LinkError, config_mod.ConfigError, AttributeError) as e:
+            log.debug("the daemon's settings are not usable here: %s", e)
+            if not fallback:
+                return None
+        cfg, _problem = persist.load(self.path)
+        return cfg
 
     def config_problem(self) -> str | None:
         """Why the configuration file cannot be used, or None."""
@@ -206,8 +235,16 @@ class Tray(QObject):
         self.set_paused(self.status.state != PAUSED)
 
     def start_daemon(self) -> bool:
+        """Start ``livebg run`` (or the user unit) without waiting for it.
+
+        It takes seconds to open the net and its outputs and may still fail
+        then (no v4l2loopback): :meth:`refresh` says "running" once it has
+        opened its outputs, or why it stopped.
+        """
+        self._exited = None
         try:
-            self.notify(self.link.start(wait=15.0))
+            self.notify(self.link.start(wait=0) + "…")
+            self._starting = True
             return True
         except (LinkError, OSError) as e:
             self.notify(f"cannot start livebg: {e}", error=True)
@@ -276,8 +313,11 @@ class Tray(QObject):
         st = self.status
         cfg = self.values()
         bg = cfg.background
-        self._add(m, f"livebg: {st.text}", name="state", enabled=False).setIcon(
-            icons.icon(st.state))
+        state = self._add(m, f"livebg: {_short(st.text)}", name="state", enabled=False)
+        state.setIcon(icons.icon(ERROR if st.problem else st.state))
+        if st.problem:
+            state.setToolTip(st.problem)
+            m.setToolTipsVisible(True)
         problem = self.config_problem()
         if problem:
             a = self._add(m, "⚠ " + _short(problem.replace(str(self.path), self.path.name)),
@@ -291,7 +331,8 @@ class Tray(QObject):
                       checked=st.state != PAUSED)
         m.addSeparator()
 
-        self._background_menu(m, bg)
+        self._background_section(m, bg)
+        m.addSeparator()
 
         cam = m.addMenu("Camera")
         cam.setObjectName("camera")
@@ -332,8 +373,8 @@ class Tray(QObject):
         self._add(m, "Settings…", self.open_settings, name="settings")
         self._add(m, "Quit tray", self.quit, name="quit")
 
-    def _background_menu(self, m: QMenu, bg) -> None:
-        """The background section: blur presets, the backgrounds folder's files, colour, none."""
+    def _background_section(self, m: QMenu, bg) -> None:
+        """The menu's background choices: blur presets, the backgrounds folder, colour, none."""
         m.addSection("Background")
         group = QActionGroup(m)
         for text, value in BLUR_PRESETS:
@@ -358,7 +399,6 @@ class Tray(QObject):
                   name="none", checked=bg.mode == "none", group=group)
         self._add(m, "Choose image or video…", self.choose_file, name="choose")
         self._add(m, "Open backgrounds folder", self._open_backgrounds, name="folder")
-        m.addSeparator()
 
     def action(self, name: str) -> QAction:
         """The menu action with ``name`` (its objectName), searching submenus too."""

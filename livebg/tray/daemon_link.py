@@ -44,6 +44,48 @@ class Status:
     text: str                        # one line for a tooltip or a status bar
     paused: bool = False
     raw: dict = field(default_factory=dict)
+    problem: str = ""                # why a daemon the tray started stopped, with the fix
+
+
+@dataclass
+class Exited:
+    """A daemon the tray started that has ended: its exit status and why (from its log)."""
+
+    returncode: int
+    reason: str                      # its last error line, e.g. "no usable v4l2loopback ..."
+    log: Path | None = None
+
+    def summary(self) -> str:
+        """The reason's first clause, for a status line ("no usable v4l2loopback device")."""
+        import re
+
+        head = re.split(r" \(|; |: run", self.reason, maxsplit=1)[0].strip()
+        return head if len(head) <= 70 else head[:69] + "…"
+
+    def message(self) -> str:
+        """One line for the user: what happened, why, and what to do."""
+        where = f"; its log: {self.log}" if self.log else \
+            "; its log: journalctl --user -u livebg"
+        return (f"livebg stopped (exit status {self.returncode}): {self.reason}{where}; "
+                "`livebg doctor` checks the whole setup")
+
+
+def last_error(text: str) -> str:
+    """The line of a daemon's output that says why it stopped (its last error line).
+
+    ``livebg: error: ...`` (what the command line prints for a problem the
+    user can fix) wins; else the last ERROR or CRITICAL log line; else the
+    last line. The ``livebg: error:`` prefix and a log line's time stamp go.
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("livebg: error:"):
+            return line[len("livebg: error:"):].strip()
+    for line in reversed(lines):
+        for level in (" ERROR ", " CRITICAL "):
+            if level in line:
+                return line.split(level, 1)[1].split(": ", 1)[-1].strip()
+    return lines[-1] if lines else "no output"
 
 
 def classify(reply: dict | None, error: str = "") -> Status:
@@ -85,6 +127,8 @@ class DaemonLink:
         self._path = Path(path) if path else None
         self.timeout = timeout
         self._child: subprocess.Popen | None = None
+        self._log_from = 0               # where the child's output starts in daemon.log
+        self._unit_started = False       # we ran `systemctl --user start`
 
     @property
     def path(self) -> Path:
@@ -162,11 +206,18 @@ class DaemonLink:
 
     # ------------------------------------------------------------ starting it
 
+    @staticmethod
+    def log_path() -> Path:
+        """Where a daemon started by :meth:`start` writes its output."""
+        return config_mod.runtime_dir() / "daemon.log"
+
     def start(self, *, wait: float = 0.0, extra_args: list[str] | None = None) -> str:
         """Start the daemon: the systemd user unit when installed, else ``livebg run``.
 
         Returns a line saying how. With ``wait`` > 0, waits that many seconds
-        for the socket to answer and raises LinkError if it does not.
+        for the socket to answer and raises LinkError (with the daemon's last
+        error line) if it does not. With ``wait`` 0 it returns at once:
+        :meth:`exited` says later whether the daemon ended, and why.
         """
         from livebg.system import autostart
 
@@ -176,34 +227,78 @@ class DaemonLink:
             if r.returncode != 0:
                 raise LinkError(f"systemctl --user start {autostart.UNIT} failed: "
                                 f"{(r.stderr or r.stdout).strip()}")
-            how = f"started with systemctl --user start {autostart.UNIT}"
+            self._unit_started = True
+            how = f"starting livebg with systemctl --user start {autostart.UNIT}"
         else:
-            log_path = config_mod.runtime_dir() / "daemon.log"
+            log_path = self.log_path()
             log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             cmd = [sys.executable, "-m", "livebg", "run", *(extra_args or [])]
             with open(log_path, "ab") as out:
+                self._log_from = out.tell()
                 self._child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
                                                stderr=subprocess.STDOUT,
                                                start_new_session=True, close_fds=True,
                                                env=os.environ.copy())
-            how = f"started `livebg run` (pid {self._child.pid}, log {log_path})"
+            how = f"starting `livebg run` (pid {self._child.pid}, log {log_path})"
         log.info("%s", how)
         if wait > 0:
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
                 if self.running():
                     return how
-                if self._child is not None and self._child.poll() is not None:
-                    raise LinkError(f"livebg run exited with status {self._child.returncode}; "
-                                    f"see {config_mod.runtime_dir() / 'daemon.log'}")
+                ended = self.exited()
+                if ended is not None:
+                    raise LinkError(ended.message())
                 time.sleep(0.1)
             raise LinkError(f"livebg did not answer within {wait:g} s after it was started")
         return how
 
-    def reap(self) -> None:
-        """Collect a child daemon that exited (no zombie); a running one keeps running."""
-        if self._child is not None and self._child.poll() is not None:
-            self._child = None
+    def exited(self) -> Exited | None:
+        """The daemon this link started, if it has ended since (None: running, or none started).
+
+        Reaps the child (no zombie). A clean exit (status 0) is None too.
+        """
+        if self._child is not None:
+            rc = self._child.poll()
+            if rc is None:
+                return None
+            self._child = None  # reaped: no zombie
+            if rc == 0:
+                return None
+            try:
+                with open(self.log_path(), "rb") as f:
+                    f.seek(self._log_from)
+                    text = f.read().decode("utf-8", errors="replace")
+            except OSError:
+                text = ""
+            return Exited(rc, last_error(text), self.log_path())
+        if self._unit_started:
+            return self._unit_failure()
+        return None
+
+    def _unit_failure(self) -> Exited | None:
+        from livebg.system import autostart
+
+        try:
+            r = subprocess.run(["systemctl", "--user", "show", autostart.UNIT, "-p",
+                                "ActiveState,ExecMainStatus"], capture_output=True, text=True,
+                               timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        props = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+        if props.get("ActiveState") not in ("failed", "inactive"):
+            return None
+        self._unit_started = False
+        rc = int(props.get("ExecMainStatus") or 0)
+        if rc == 0 and props.get("ActiveState") == "inactive":
+            return None
+        try:
+            j = subprocess.run(["journalctl", "--user", "-u", autostart.UNIT, "-n", "40", "-o",
+                                "cat", "--no-pager"], capture_output=True, text=True, timeout=10)
+            text = j.stdout
+        except (OSError, subprocess.TimeoutExpired):
+            text = ""
+        return Exited(rc, last_error(text), None)
 
 
 def camera_choices() -> list[tuple[str, str]]:
