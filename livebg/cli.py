@@ -686,6 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_daemon_commands(sub)
     _add_batch_commands(sub)
+    _add_desktop_commands(sub)
     _add_process_command(sub)
     return parser
 
@@ -815,6 +816,9 @@ def _add_batch_commands(sub) -> None:
                    "masks_all/ (everyone), for `subject`")
     p.set_defaults(func=cmd_clips)
 
+
+def _add_desktop_commands(sub) -> None:
+    """autostart, config, tray: the commands about livebg's place on the desktop."""
     p = sub.add_parser("autostart", help="start livebg at login: on, off, or status "
                        "(systemd user unit, else XDG autostart)")
     p.add_argument("action", choices=("on", "off", "status"))
