@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -72,3 +74,31 @@ def write_sample_clip(path: Path, width: int, height: int, frames: int) -> Path:
         for i in range(frames):
             sink.write(src.render(i))
     return path
+
+
+def daemon_cfg(clip: Path, **keys):
+    """A Config reading ``clip`` into a null sink with the cheap stages (landscape net, no refine)."""
+    from livebg.config import Config, set_value
+
+    cfg = Config()
+    for k, v in {"input": str(clip), "output.sinks": ["null"], "refine.mode": "none",
+                 "model.name": "landscape", "log.stats_interval": 0, **keys}.items():
+        cfg = set_value(cfg, k, v)
+    return cfg
+
+
+def wait_for(cond, timeout=30.0, step=0.02) -> bool:
+    """Poll ``cond`` until true or ``timeout`` s (generous: a loaded machine is slow)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(step)
+    return cond()
+
+
+def start_thread(daemon) -> threading.Thread:
+    """Run ``daemon.run`` on a daemon thread and return the thread."""
+    t = threading.Thread(target=daemon.run, daemon=True)
+    t.start()
+    return t

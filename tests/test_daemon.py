@@ -20,12 +20,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import write_sample_clip
+from conftest import daemon_cfg as base_cfg
+from conftest import start_thread as start
+from conftest import wait_for, write_sample_clip
 
 from livebg.engine import capture as capture_mod
 from livebg.engine import ondemand as ondemand_mod
 from livebg.engine.capture import PacedSource
-from livebg.config import Config, set_value
+from livebg.config import set_value
 from livebg.engine.daemon import Daemon
 from livebg.engine.frames import even_size, fit_frame, make_card
 from livebg.system.devices import OpenWatcher, holders
@@ -45,13 +47,6 @@ def clip(tmp_path_factory) -> Path:
     """A real 320x180 MJPEG clip of the built-in sample, 30 frames."""
     return write_sample_clip(tmp_path_factory.mktemp("clip") / "clip.avi", W, H, 30)
 
-
-def base_cfg(clip: Path, **keys) -> Config:
-    cfg = Config()
-    for k, v in {"input": str(clip), "output.sinks": ["null"], "refine.mode": "none",
-                 "model.name": "landscape", "log.stats_interval": 0, **keys}.items():
-        cfg = set_value(cfg, k, v)
-    return cfg
 
 
 class RecordingSink(NullSink):
@@ -75,19 +70,6 @@ class RecordingSink(NullSink):
         return "recording"
 
 
-def start(d: Daemon) -> threading.Thread:
-    t = threading.Thread(target=d.run, daemon=True)
-    t.start()
-    return t
-
-
-def wait_for(cond, timeout=30.0, step=0.02) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
 
 
 def test_file_through_daemon_into_file_sink(clip, tmp_path):

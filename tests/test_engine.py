@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_sample_clip
+from conftest import daemon_cfg as base_cfg
+from conftest import start_thread as start
+from conftest import wait_for, write_sample_clip
 
 from livebg import factory
 from livebg.config import Config, set_value
@@ -35,27 +37,7 @@ def clip(tmp_path_factory) -> Path:
     return write_sample_clip(tmp_path_factory.mktemp("clip") / "clip.avi", W, H, 30)
 
 
-def base_cfg(clip: Path, **keys) -> Config:
-    cfg = Config()
-    for k, v in {"input": str(clip), "output.sinks": ["null"], "refine.mode": "none",
-                 "model.name": "landscape", "log.stats_interval": 0, **keys}.items():
-        cfg = set_value(cfg, k, v)
-    return cfg
 
-
-def wait_for(cond, timeout=DEADLINE, step=0.02) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
-
-
-def start(d: Daemon) -> threading.Thread:
-    t = threading.Thread(target=d.run, daemon=True)
-    t.start()
-    return t
 
 
 class TaggedSource:
