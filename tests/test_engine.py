@@ -73,10 +73,11 @@ class TaggedSource:
 class RecordingProcessor(Processor):
     """A real processor that logs resets and the tag of every matted frame; hooks can block."""
 
-    def __init__(self, real: Processor, log: list, on_segment=None, fail=None):
+    def __init__(self, real: Processor, log: list, on_segment=None, fail=None, on_matte=None):
         super().__init__(real.segmenter, real.refiner, real.compositor, real.temporal,
                          stats=real.stats)
         self.log, self.on_segment, self.fail = log, on_segment, fail
+        self.on_matte = on_matte
 
     def segment(self, image):
         if self.on_segment:
@@ -88,6 +89,8 @@ class RecordingProcessor(Processor):
         if self.fail and self.fail(tag):
             raise ValueError(f"bad frame {tag}")
         self.log.append(tag)
+        if self.on_matte:
+            self.on_matte(tag)
         return super().matte(image, seg)
 
     def reset(self):
@@ -100,8 +103,9 @@ def test_a_new_source_resets_state_exactly_at_its_first_frame(clip, monkeypatch)
     source's generation (which let it pass warm state on to the new source).
 
     Source A gives frames 10 and 11 and then fails; the net is held on frame 10
-    until source B has been opened, and B's first frame waits until the net has
-    taken frame 11, so frame 11 is still in flight when B opens.
+    until source B has been opened, and B's first frame waits until the matte has
+    taken frame 11, so frame 11 is still in flight when B opens. (Waiting only for the
+    net let B's first frame replace 11 in the latest-wins slot before the matte.)
     """
     b_opened, a_last_taken = threading.Event(), threading.Event()
     log: list = []
@@ -109,12 +113,14 @@ def test_a_new_source_resets_state_exactly_at_its_first_frame(clip, monkeypatch)
     def on_segment(tag):
         if tag == 10:
             assert b_opened.wait(DEADLINE)
+
+    def on_matte(tag):
         if tag == 11:
             a_last_taken.set()
 
     real = factory.make_processor
     monkeypatch.setattr(factory, "make_processor", lambda *a, **k: RecordingProcessor(
-        real(*a, **k), log, on_segment))
+        real(*a, **k), log, on_segment, on_matte=on_matte))
     opens = []
 
     def source(cfg, live):
@@ -314,6 +320,9 @@ def test_a_live_switch_to_a_missing_camera_shows_the_card_instead_of_stopping(cl
         assert wait_for(lambda: d.state() == "unavailable")
         assert d.status()["camera"]["problem"]
         sink = sinks[0]
+        # Frames of the sample still in the pipeline may be written after the state
+        # changed (a slow net on a busy machine): wait for the card, then for it to stay.
+        assert wait_for(lambda: np.array_equal(sink.last, d.output.card("unavailable")))
         writes = sink.writes
         assert wait_for(lambda: sink.writes >= writes + 5), "fill-in frames keep coming"
         assert np.array_equal(sink.last, d.output.card("unavailable"))
