@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QPixmap
@@ -24,14 +24,12 @@ from PySide6.QtWidgets import (QCheckBox, QColorDialog, QComboBox, QFileDialog, 
                                QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                                QSlider, QSpinBox, QVBoxLayout, QWidget)
 
+from livebg.config import Config
 from livebg.system import autostart
 from livebg.tray import icons
 from livebg.tray.choices import (backgrounds_dir, choice_labels, choice_name, field_choices,
                                  file_filter, media_kind)
 from livebg.tray.daemon_link import STOPPED, LinkError, Status, camera_choices
-
-if TYPE_CHECKING:
-    from livebg.tray.app import Tray
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +42,25 @@ PREVIEW_MS = 1500
 # gesture, not one per pixel of a drag (each change rewrites config.yaml).
 SETTLE_MS = 350
 INPUT_ITEM = "input:"  # camera combo data prefix: the daemon reads its --input, not a camera
+
+
+class TrayLike(Protocol):
+    """What the window needs of its tray (:class:`livebg.tray.app.Tray`, which imports us).
+
+    ``state_changed`` and ``message`` are Qt signals carrying a
+    :class:`~livebg.tray.daemon_link.Status` and a one-line ``str``.
+    """
+
+    status: Status
+    link: Any           # a DaemonLink: snapshot() -> PNG bytes
+    state_changed: Any
+    message: Any        # (text, is an error)
+
+    def values(self, *, fallback: bool = True) -> Config | None: ...
+    def config_problem(self) -> str | None: ...
+    def apply(self, changes: dict[str, Any]) -> bool: ...
+    def start_daemon(self) -> bool: ...
+    def set_paused(self, paused: bool) -> None: ...
 
 
 def is_camera_input(spec: str) -> bool:
@@ -62,7 +79,7 @@ def _select(combo: QComboBox, value: Any) -> None:
 class SettingsWindow(QWidget):
     """The "livebg settings" window of a :class:`~livebg.tray.app.Tray`."""
 
-    def __init__(self, tray: "Tray", *, autostart_backend: str | None = None):
+    def __init__(self, tray: TrayLike, *, autostart_backend: str | None = None):
         super().__init__()
         self.tray = tray
         self.autostart_backend = autostart_backend
