@@ -183,8 +183,10 @@ class Daemon:
             self.capture.size = self.size
             self.capture.set_source(source)
             w, h = self.size
-            self.processor = make_processor(self.cfg, w, h, stats=self.stats)
+            # Sinks before the processor: a missing virtual camera is then one line
+            # in about 1 s, not after the net and the kernels have loaded (8 s here).
             self.sinks = self._sink_factory(self.cfg, w, h, self.fps)
+            self.processor = make_processor(self.cfg, w, h, stats=self.stats)
             self.output = Output(self.sinks, self.size, self.fps, self.stats)
             self.engine = Engine(self.capture, self.output, self.processor, self.stats,
                                  live=self.live, stop=self._stop)
