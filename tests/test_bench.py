@@ -86,7 +86,7 @@ def test_camera_falls_back_when_raw_frames_are_not_jpeg():
 def test_paced_run_includes_decode_and_conversion_and_reports_cpu():
     """A short paced run of the real engine at a small size (the real net)."""
     stream = bench.jpeg_stream(320, 180, 10)
-    r = bench.measure_paced(Config(), stream, 3.0)
+    r = bench.measure_paced(Config(), stream, 3.0, min_frames=5)
     assert r["includes"] == ["mjpeg-decode", "virtual-camera-conversion"]
     assert r["frames"] > 0, r.get("error")
     for name in ("capture", "segment", "matte", "output"):
