@@ -48,6 +48,10 @@ import numpy as np
 from numba import njit
 
 MODES = ("all", "main")
+# Track ids only grow (a speck of haze that lasts a frame takes one); when the
+# next one reaches this, the tracks are renumbered 1..k in their order, so that
+# the arrays indexed by track id stay small (order kept: the same results).
+COMPACT_AT = 1024
 
 # ------------------------------------------------------------------ kernels
 # Compiled loops over the 128x72 grid: each replaces several numpy passes (and,
@@ -60,44 +64,41 @@ MODES = ("all", "main")
 def _blobs(comp, n, min_area):
     """Drop blobs under ``min_area`` pixels from ``comp`` (in place) and their boxes.
 
-    comp: int32 (h, w) labels 0..n-1 (0: no blob); kept blobs are renumbered
-    1..k in their order. Returns (k + 1, int64 (k + 1, 4) boxes; row 0 unused).
-    Both passes walk runs of one label along the rows.
+    comp: int32 (h, w) labels 0..n-1 (0: no blob), contiguous; kept blobs are
+    renumbered 1..k in their order. Returns (k + 1, int64 (k + 1, 4) boxes; row
+    0 unused). One pass along runs of a label; a second only when some go.
     """
     h, w = comp.shape
     area = np.zeros(n, np.int64)
+    box = np.zeros((n, 4), np.int64)
+    box[:, 0] = w
+    box[:, 1] = h
     for y in range(h):
+        row = comp[y]
         x = 0
         while x < w:
-            c, x0 = comp[y, x], x
-            while x < w and comp[y, x] == c:
+            c, x0 = row[x], x
+            while x < w and row[x] == c:
                 x += 1
-            area[c] += x - x0
+            if c:
+                area[c] += x - x0
+                box[c, 0] = min(box[c, 0], x0)
+                box[c, 1] = min(box[c, 1], y)
+                box[c, 2] = max(box[c, 2], x)
+                box[c, 3] = y + 1
     new = np.zeros(n, np.int32)
+    kept = np.zeros((n, 4), np.int64)
     k = 0
     for c in range(1, n):
         if area[c] >= min_area:
             k += 1
             new[c] = k
-    box = np.zeros((k + 1, 4), np.int64)
-    box[:, 0] = w
-    box[:, 1] = h
-    for y in range(h):
-        x = 0
-        while x < w:
-            c, x0 = comp[y, x], x
-            while x < w and comp[y, x] == c:
-                x += 1
-            if c == 0:
-                continue
-            c = new[c]
-            comp[y, x0:x] = c
-            if c:
-                box[c, 0] = min(box[c, 0], x0)
-                box[c, 1] = min(box[c, 1], y)
-                box[c, 2] = max(box[c, 2], x)
-                box[c, 3] = y + 1
-    return k + 1, box
+            kept[k] = box[c]
+    if k < n - 1:
+        flat = comp.reshape(-1)
+        for i in range(flat.size):
+            flat[i] = new[flat[i]]
+    return k + 1, kept[:k + 1]
 
 
 @njit(cache=True, nogil=True)
@@ -112,28 +113,30 @@ def _overlaps(comp, labels, tid):
 
 
 @njit(cache=True, nogil=True)
-def _votes(comp, n, box, near_id, main_last, recent_frames, main):
-    """Per blob: its most common previous track, the votes, those for ``main``, recency.
+def _votes(comp, n, box, near_id, ids, main_last, recent_frames, main):
+    """Which previous track each blob continues, and which blobs are the main person's.
 
-    near_id: int32 (h, w) previous track id grown by ``match_px`` (0: none).
-    main_last: uint16 (h, w) frames since each pixel was the main person's
-    (recent_frames -1: none is recent). Returns int64 arrays of n: best (the
-    lowest id among the most voted), total votes, votes for ``main``, and 1
-    where a pixel of the blob was the main person's at most ``recent_frames`` ago.
+    near_id: int32 (h, w) previous track id grown by ``match_px`` (0: none),
+    all below ``ids``. main_last: uint16 (h, w) frames since each pixel was the
+    main person's (recent_frames -1: none is recent). Returns int32 (n,) the
+    track most of each blob's pixels vote for (the lowest id among equals; 0:
+    no votes), bool (n,) the blobs to split (see :func:`_write`: they voted for
+    ``main``, or some of their pixels were ``main``'s at most ``recent_frames``
+    ago), and how many blobs had no votes.
     """
-    votes = np.zeros(near_id.max() + 1, np.int64)
-    best, total, for_main, recent = (np.zeros(n, np.int64), np.zeros(n, np.int64),
-                                     np.zeros(n, np.int64), np.zeros(n, np.int64))
+    votes = np.zeros(ids, np.int64)
+    best, split = np.zeros(n, np.int32), np.zeros(n, np.bool_)
+    zero = 0
     for c in range(1, n):
+        recent = False
         for y in range(box[c, 1], box[c, 3]):
             for x in range(box[c, 0], box[c, 2]):
-                if comp[y, x] != c:
-                    continue
-                votes[near_id[y, x]] += 1
-                if main_last[y, x] <= recent_frames:
-                    recent[c] = 1
+                if comp[y, x] == c:
+                    votes[near_id[y, x]] += 1
+                    if main_last[y, x] <= recent_frames:
+                        recent = True
         votes[0] = 0
-        top = 0
+        top = total = 0
         for y in range(box[c, 1], box[c, 3]):  # read the touched ids, then clear them
             for x in range(box[c, 0], box[c, 2]):
                 if comp[y, x] != c:
@@ -141,13 +144,17 @@ def _votes(comp, n, box, near_id, main_last, recent_frames, main):
                 t = near_id[y, x]
                 v = votes[t]
                 if v > 0:
-                    total[c] += v
+                    total += v
                     if v > top or (v == top and t < best[c]):
                         top, best[c] = v, t
                     if t == main:
-                        for_main[c] = v
+                        split[c] = True
                     votes[t] = 0
-    return best, total, for_main, recent
+        if total == 0:
+            zero += 1
+        elif recent and main:
+            split[c] = True
+    return best, split, zero
 
 
 @njit(cache=True, nogil=True)
@@ -266,20 +273,25 @@ def _tracks(labels):
 def _remember(labels, main, age, last):
     """Frames in a row as the main person's (``age``) and since last theirs (``last``), in place.
 
+    Returns the largest ``age``.
     labels: int32, age and last: uint16, all (h, w) and contiguous. The
     arithmetic stays in each array's own type, so the loops vectorise.
     """
     lab, ag, la = labels.reshape(-1), age.reshape(-1), last.reshape(-1)
     tid = np.int32(main)
+    top = np.uint16(0)
     for i in range(lab.size):
         a = ag[i]
-        ag[i] = min(a + np.uint16(1), np.uint16(60000)) if lab[i] == tid else np.uint16(0)
+        a = min(a + np.uint16(1), np.uint16(60000)) if lab[i] == tid else np.uint16(0)
+        ag[i] = a
+        top = max(top, a)
     for i in range(lab.size):
         a = la[i]
         la[i] = np.uint16(0) if lab[i] == tid else min(a + np.uint16(1), np.uint16(1000))
+    return top
 
 
-@njit(cache=True, nogil=True, fastmath={"nnan"})
+@njit(cache=True, nogil=True)
 def _halo(labels, comp, lut, box, half, out):
     """The weights on ``box`` (x0, y0, x1, y1): ``lut[labels]`` on blob pixels, elsewhere its
     least value under the structuring element centred there (cv2.erode's result).
@@ -298,30 +310,37 @@ def _halo(labels, comp, lut, box, half, out):
     ry0, ry1 = max(0, y0 - r), min(h, y1 + r)
     inf = np.float32(np.inf)
     own = np.full((ry1 - ry0, bw + 2 * a_max), inf, np.float32)  # column k: x0 - a_max + k
+    cx0, cx1 = max(0, x0 - a_max), min(w, x1 + a_max)
     for y in range(ry0, ry1):
-        for x in range(max(0, x0 - a_max), min(w, x1 + a_max)):
-            own[y - ry0, x - x0 + a_max] = lut[labels[y, x]]
+        src, dst = labels[y, cx0:cx1], own[y - ry0, cx0 - x0 + a_max:cx1 - x0 + a_max]
+        for k in range(src.size):
+            dst[k] = lut[src[k]]
+    # Inner loops index only with the loop counter (slices made first): an offset
+    # index that might be negative keeps LLVM from vectorising (7x slower here).
     run = np.empty((a_max + 1, ry1 - ry0, bw), np.float32)  # min over x - a .. x + a
     for y in range(ry1 - ry0):
-        o, r0 = own[y], run[0, y]
-        for k in range(bw):
-            r0[k] = o[k + a_max]
+        run[0, y] = own[y, a_max:a_max + bw]
         for a in range(1, a_max + 1):
             prev, cur = run[a - 1, y], run[a, y]
+            lo, hi = own[y, a_max - a:a_max - a + bw], own[y, a_max + a:a_max + a + bw]
             for k in range(bw):
-                cur[k] = min(prev[k], min(o[k + a_max - a], o[k + a_max + a]))
-    out[:] = inf
+                u, v, z = prev[k], lo[k], hi[k]
+                u = u if u < v else v
+                cur[k] = u if u < z else z
+    a, b = np.empty(bw, np.float32), np.empty(bw, np.float32)
     for y in range(y0, y1):
-        dst = out[y - y0]
+        a[:] = inf
         for i in range(max(0, r - y), min(half.size, h - y + r)):
             if half[i] < 0:
                 continue
             src = run[half[i], y + i - r - ry0]
-            for k in range(bw):
-                dst[k] = min(dst[k], src[k])
+            for k in range(bw):  # into the other buffer: in place, this loop does not vectorise
+                u, v = a[k], src[k]
+                b[k] = u if u < v else v
+            a, b = b, a
+        dst, blob, mine = out[y - y0], comp[y, x0:x1], own[y - ry0, a_max:a_max + bw]
         for k in range(bw):
-            if comp[y, x0 + k] > 0:
-                dst[k] = own[y - ry0, k + a_max]
+            dst[k] = mine[k] if blob[k] > 0 else a[k]
 
 
 def _element_half(r: int) -> np.ndarray:
@@ -408,8 +427,7 @@ class SubjectState:
         main: id of the main person's track, or 0 when there is none.
         next_id: the next free track id.
         frames: frames seen since the last reset.
-        weight: float32 (h, w) on the working grid, what the last probability was
-            multiplied by (brought to its size), or None when nothing was faded.
+        main_core: whether some pixel of ``main_age`` has reached ``core_frames``.
     """
 
     labels: np.ndarray | None = None
@@ -419,7 +437,7 @@ class SubjectState:
     main: int = 0
     next_id: int = 1
     frames: int = 0
-    weight: np.ndarray | None = None
+    main_core: bool = False
 
 
 class SubjectFilter:
@@ -433,7 +451,9 @@ class SubjectFilter:
         self.options = options or SubjectOptions()
         self.state = SubjectState()
         self._half = _element_half(int(round(self.options.halo_px)))
-        self._boxes = np.zeros((1, 4), np.int64)  # per track id: its box in this frame
+        self._boxes: list = []  # per track id: its box [x0, y0, x1, y1] in this frame
+        r = max(1, int(round(self.options.match_px)))
+        self._grow = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
 
     def reset(self) -> None:
         self.state = SubjectState()
@@ -452,30 +472,26 @@ class SubjectFilter:
         Returns:
             float32 (h, w) in [0, 1]; the input itself when nothing is faded.
         """
-        o, st = self.options, self.state
+        o = self.options
         full = np.asarray(probability, np.float32)
         h, w = full.shape
         p = cv2.resize(full, (max(1, w // o.grid), max(1, h // o.grid)),
                        interpolation=cv2.INTER_AREA) if o.grid > 1 else full
         faded = self._weights(p)
-        if faded is None:
-            st.weight = None
-            return full
-        sub, (x0, y0, x1, y1) = faded
-        st.weight = np.ones(p.shape, np.float32)
-        st.weight[y0:y1, x0:x1] = sub
-        return _scaled(full, st.weight, (x0, y0, x1, y1))
+        return full if faded is None else _scaled(full, p.shape, *faded)
 
     def _weights(self, p: np.ndarray) -> np.ndarray | None:
         """float32 weights on the working grid, or None when nothing is faded."""
         o, st = self.options, self.state
         st.frames += 1
+        if st.next_id >= COMPACT_AT:
+            self._compact()
         n, comp = cv2.connectedComponents((p > o.threshold).astype(np.uint8), connectivity=8,
                                           ltype=cv2.CV_32S)
         # specks of haze (under min_area) go: no track, they take the weight around them
         n, box = _blobs(comp, n, o.min_area)
         if n <= 1:
-            self._age(set())
+            self._age(())
             st.labels = np.zeros(p.shape, np.int32)
             return None
         if st.labels is None or st.labels.shape != p.shape:
@@ -489,6 +505,18 @@ class SubjectFilter:
         return self._apply(labels, comp, area)
 
     # ------------------------------------------------------------------ steps
+
+    def _compact(self) -> None:
+        """Renumber the tracks 1..k, in their order (see :data:`COMPACT_AT`)."""
+        st = self.state
+        old = sorted(st.tracks)
+        lut = np.zeros(st.next_id, np.int32)
+        lut[old] = np.arange(1, len(old) + 1, dtype=np.int32)
+        if st.labels is not None:
+            st.labels = lut[st.labels]
+        st.tracks = {int(lut[t]): st.tracks[t] for t in old}
+        st.main = int(lut[st.main])
+        st.next_id = len(old) + 1
 
     def _new_track(self, weight: float) -> int:
         st = self.state
@@ -513,26 +541,19 @@ class SubjectFilter:
             # one blob (the usual frame: the user alone) overlapping the user: theirs
             return comp * np.int32(st.main)
         # the previous tracks grown by match_px (where two are that close, the higher id wins)
-        r = max(1, int(round(o.match_px)))
-        near_id = cv2.dilate(prev.astype(np.float32), np.ones((2 * r + 1, 2 * r + 1), np.uint8))
-        near_id = near_id.astype(np.int32)
+        near_id = cv2.dilate(prev.astype(np.float32), self._grow).astype(np.int32)
         if st.main and st.main_last is not None and st.main_last.shape == comp.shape:
             last, recent_frames = st.main_last, o.recent_frames
         else:
             last, recent_frames = np.zeros(comp.shape, np.uint16), -1  # none recent
-        best, total, for_main, recent = _votes(comp, n, box, near_id, last, recent_frames,
-                                               st.main)
-        # the main person's blobs: split off only what clearly belongs to someone else
-        if st.main:
-            split = (for_main > 0) | ((total > 0) & (recent > 0))
-        else:
-            split = np.zeros(n, np.bool_)
+        # split: the main person's blobs, of which only what is clearly someone else's goes
+        ident, split, zero = _votes(comp, n, box, near_id, st.next_id, last, recent_frames,
+                                    st.main)
         main_dist = None  # made only when some pixel needs it
-        ident = best.astype(np.int32)
-        if (total[1:] == 0).any():
+        if zero:  # new blobs: the main person's when near them, else new tracks
             main_dist = self._main_dist(prev)
             near = _blob_min(comp, n, main_dist, comp, 0) <= o.near_px
-            for c in np.flatnonzero(total == 0)[1:].tolist():
+            for c in np.flatnonzero(ident == 0)[1:].tolist():
                 ident[c] = st.main if st.main and near[c] else self._new_track(0.0)
         labels = np.zeros(comp.shape, np.int32)
         if _write(comp, n, box, ident, split, near_id, last, recent_frames, st.main, labels):
@@ -554,7 +575,7 @@ class SubjectFilter:
         if st.main_age is None or st.main_age.shape != labels.shape:
             st.main_age = np.zeros(labels.shape, np.uint16)
             st.main_last = np.full(labels.shape, 1000, np.uint16)
-        _remember(labels, st.main, st.main_age, st.main_last)
+        st.main_core = _remember(labels, st.main, st.main_age, st.main_last) >= self.options.core_frames
 
     def _prune_main(self, labels: np.ndarray, comp: np.ndarray, n: int,
                     box: np.ndarray) -> None:
@@ -568,7 +589,7 @@ class SubjectFilter:
         o, st = self.options, self.state
         if not st.main or st.main_age is None or st.main_age.shape != labels.shape:
             return
-        if n < 3 or int(st.main_age.max()) < o.core_frames:
+        if n < 3 or not st.main_core:
             return  # one blob, or no core yet
         mains, cored = _holding(comp, n, box, labels, st.main, st.main_age, o.core_frames)
         if mains.sum() < 2 or not (mains & ~cored).any():
@@ -588,13 +609,12 @@ class SubjectFilter:
         """
         o, st = self.options, self.state
         h, w = labels.shape
-        counts, xsum, self._boxes = _tracks(labels)  # absorbing leaves others' boxes alone
-        ids = np.flatnonzero(counts[1:]) + 1
-        area = dict(zip(ids.tolist(), counts[ids].tolist()))
-        bottom = (self._boxes[:, 3] - 1).tolist()  # the lowest row of each track
-        self._age(set(area))
+        counts, xsum, boxes = _tracks(labels)
+        self._boxes = boxes.tolist()  # [x0, y0, x1, y1] per id (absorbing leaves others' alone)
+        area = {tid: a for tid, a in enumerate(counts.tolist()) if a and tid}
+        self._age(area)
         if not st.main or st.main not in area:
-            st.main = self._pick_main(area, bottom, xsum.tolist(), h, w)
+            st.main = self._pick_main(area, self._boxes, xsum.tolist(), h, w)
             if st.main:
                 st.tracks[st.main].kind = "main"
                 self._absorb(labels, area)
@@ -605,7 +625,8 @@ class SubjectFilter:
             if tid == st.main:
                 t.kind, t.weight = "main", 1.0
                 continue
-            near = a >= o.companion_area * main_area and bottom[tid] >= o.companion_bottom * (h - 1)
+            near = (a >= o.companion_area * main_area
+                    and self._boxes[tid][3] - 1 >= o.companion_bottom * (h - 1))
             if t.kind == "companion":
                 t.streak = 0 if near else t.streak + 1
                 if t.streak >= o.companion_frames:
@@ -633,22 +654,22 @@ class SubjectFilter:
                 del st.tracks[tid]
 
     @staticmethod
-    def _pick_main(area: dict[int, int], bottom: list[int], xsum: list[int], h: int,
-                   w: int) -> int:
+    def _pick_main(area: dict[int, int], boxes: list, xsum: list[int], h: int, w: int) -> int:
         """The track most like a webcam's user: large, central, touching the bottom.
 
-        bottom, xsum: per track id, its lowest row and the sum of its pixels' columns.
+        boxes, xsum: per track id, its box [x0, y0, x1, y1] and the sum of its pixels' columns.
         """
         best, best_score = 0, 0.0
         for tid, a in area.items():
             centrality = 1.0 - 0.6 * min(1.0, abs(xsum[tid] / a / (w - 1) - 0.5) * 2.0)
-            nearness = 1.5 if bottom[tid] >= h - 2 else 1.0
+            nearness = 1.5 if boxes[tid][3] - 1 >= h - 2 else 1.0
             score = a * centrality * nearness
             if score > best_score:
                 best, best_score = tid, score
         return best
 
-    def _age(self, seen: set[int]) -> None:
+    def _age(self, seen) -> None:
+        """Tracks not in ``seen`` (a container of ids) age; those unseen too long go."""
         st, o = self.state, self.options
         for tid in list(st.tracks):
             if tid in seen:
@@ -675,39 +696,45 @@ class SubjectFilter:
             return None
         h, w = labels.shape
         r = int(round(o.halo_px))
-        b = self._boxes[faded]
-        x0, y0, x1, y1 = int(b[:, 0].min()), int(b[:, 1].min()), int(b[:, 2].max()), int(b[:, 3].max())
+        b = [self._boxes[tid] for tid in faded]
+        x0, y0 = min(v[0] for v in b), min(v[1] for v in b)
+        x1, y1 = max(v[2] for v in b), max(v[3] for v in b)
         # the weights differ from 1 only within r of a faded person
         ix0, iy0, ix1, iy1 = max(0, x0 - r), max(0, y0 - r), min(w, x1 + r), min(h, y1 + r)
-        lut = np.ones(max(st.tracks) + 1, np.float32)
-        for tid, t in st.tracks.items():
-            lut[tid] = t.weight
+        lut = np.ones(st.next_id, np.float32)
+        lut[list(st.tracks)] = [t.weight for t in st.tracks.values()]
         out = np.empty((iy1 - iy0, ix1 - ix0), np.float32)
         _halo(labels, comp, lut, (ix0, iy0, ix1, iy1), self._half, out)
         return out, (ix0, iy0, ix1, iy1)
 
 
-def _scaled(full: np.ndarray, weight: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """``full`` times ``weight`` brought to its size (bilinear), touching only ``box``'s part.
+def _scaled(full: np.ndarray, grid: tuple[int, int], weight: np.ndarray,
+            box: tuple[int, int, int, int]) -> np.ndarray:
+    """``full`` times the weights brought to its size (bilinear), touching only their part.
 
-    full: float32 (H, W); weight: float32 (h, w) on the working grid, 1 outside
-    ``box`` (x0, y0, x1, y1). The same values as ``full * cv2.resize(weight, (W,
-    H))``: outside the box, grown by the pixel bilinear reads, the weight is 1.
+    full: float32 (H, W); grid: (h, w) of the working grid; weight: float32 on
+    its box (x0, y0, x1, y1), 1 elsewhere. The same values as ``full *
+    cv2.resize(weights, (W, H))``: outside the box, grown by the pixel bilinear
+    reads, the weight is 1 (and 1 * p is p).
     """
     x0, y0, x1, y1 = box
-    h, w = weight.shape
-    out = full.copy()
+    h, w = grid
     if full.shape == (h, w):
-        out[y0:y1, x0:x1] *= weight[y0:y1, x0:x1]
+        out = full.copy()
+        out[y0:y1, x0:x1] *= weight
         return out
     if full.shape != (2 * h, 2 * w):
-        return full * cv2.resize(weight, full.shape[::-1], interpolation=cv2.INTER_LINEAR)
+        whole = np.ones(grid, np.float32)
+        whole[y0:y1, x0:x1] = weight
+        return full * cv2.resize(whole, full.shape[::-1], interpolation=cv2.INTER_LINEAR)
     # x2: a full-size pixel reads the grid pixels within 1 of its centre; the crop
     # is 1 more on each side so that its edges read what the whole grid would
     a0, a1, b0, b1 = max(0, y0 - 1), min(h, y1 + 1), max(0, x0 - 1), min(w, x1 + 1)
     c0, c1, d0, d1 = max(0, y0 - 2), min(h, y1 + 2), max(0, x0 - 2), min(w, x1 + 2)
-    up = cv2.resize(weight[c0:c1, d0:d1], (2 * (d1 - d0), 2 * (c1 - c0)),
-                    interpolation=cv2.INTER_LINEAR)
+    crop = np.ones((c1 - c0, d1 - d0), np.float32)
+    crop[y0 - c0:y1 - c0, x0 - d0:x1 - d0] = weight
+    up = cv2.resize(crop, (2 * (d1 - d0), 2 * (c1 - c0)), interpolation=cv2.INTER_LINEAR)
+    out = full.copy()
     out[2 * a0:2 * a1, 2 * b0:2 * b1] *= up[2 * (a0 - c0):2 * (a1 - c0), 2 * (b0 - d0):2 * (b1 - d0)]
     return out
 
