@@ -51,7 +51,7 @@ MODES = ("all", "main")
 # Track ids only grow (a speck of haze that lasts a frame takes one); when the
 # next one reaches this, the tracks are renumbered 1..k in their order, so that
 # the arrays indexed by track id stay small (order kept: the same results).
-COMPACT_AT = 1024
+COMPACT_AT = 256
 
 # ------------------------------------------------------------------ kernels
 # Compiled loops over the 128x72 grid: each replaces several numpy passes (and,
@@ -110,6 +110,45 @@ def _overlaps(comp, labels, tid):
             if comp[y, x] > 0 and labels[y, x] == tid:
                 return True
     return False
+
+
+@njit(cache=True, nogil=True)
+def _grown(prev, n, box, r, out):
+    """``out`` = the largest of ``prev`` over the (2r + 1)-pixel square around each pixel
+    (cv2.dilate's result), on the blobs' boxes only (elsewhere ``out`` is left alone).
+
+    prev: int32 (h, w) previous track ids (0: none); box: int64 (n, 4) boxes.
+    Rows first, then columns; each step writes into another buffer, as an
+    in-place maximum over a row does not vectorise.
+    """
+    h, w = prev.shape
+    for c in range(1, n):
+        x0, y0, x1, y1 = box[c, 0], box[c, 1], box[c, 2], box[c, 3]
+        bw, ry0, ry1 = x1 - x0, max(0, y0 - r), min(h, y1 + r)
+        pad = np.full(bw + 2 * r, -1, np.int32)  # -1 beyond the frame: never the largest
+        rows = np.empty((ry1 - ry0, bw), np.int32)
+        a, b = np.empty(bw, np.int32), np.empty(bw, np.int32)
+        for y in range(ry0, ry1):
+            lo, hi = max(0, x0 - r), min(w, x1 + r)
+            pad[lo - x0 + r:hi - x0 + r] = prev[y, lo:hi]
+            a[:] = pad[:bw]
+            for d in range(1, 2 * r + 1):
+                src = pad[d:d + bw]
+                for k in range(bw):
+                    u, v = a[k], src[k]
+                    b[k] = u if u > v else v
+                a, b = b, a
+            rows[y - ry0] = a
+            pad[:] = -1
+        for y in range(y0, y1):
+            a[:] = rows[max(0, y - r) - ry0]
+            for yy in range(max(0, y - r) + 1, min(h, y + r + 1)):
+                src = rows[yy - ry0]
+                for k in range(bw):
+                    u, v = a[k], src[k]
+                    b[k] = u if u > v else v
+                a, b = b, a
+            out[y, x0:x1] = a
 
 
 @njit(cache=True, nogil=True)
@@ -242,10 +281,10 @@ def _relabel(comp, labels, tid, new):
 
 @njit(cache=True, nogil=True)
 def _tracks(labels):
-    """Per track id 0..max: area in pixels, the sum of its columns, and its box.
+    """The tracks in ``labels`` (int32 (h, w), 0: none): their ids, areas, column sums, boxes.
 
-    Returns int64 (m,) area, int64 (m,) column sums, int64 (m, 4) boxes (a
-    track without pixels, and track 0, have an empty box: x0 = w, y1 = 0).
+    Returns int64 (k,) ids in increasing order, (k,) areas in pixels, (k,) sums
+    of their pixels' columns and (k, 4) boxes (x0, y0, x1, y1).
     """
     m = labels.max() + 1
     h, w = labels.shape
@@ -253,10 +292,11 @@ def _tracks(labels):
     box[:, 0] = w
     box[:, 1] = h
     for y in range(h):
+        row = labels[y]
         x = 0
         while x < w:
-            t, x0 = labels[y, x], x
-            while x < w and labels[y, x] == t:
+            t, x0 = row[x], x
+            while x < w and row[x] == t:
                 x += 1
             if t == 0:
                 continue
@@ -266,7 +306,8 @@ def _tracks(labels):
             box[t, 1] = min(box[t, 1], y)
             box[t, 2] = max(box[t, 2], x)
             box[t, 3] = y + 1
-    return area, xsum, box
+    ids = np.flatnonzero(area[1:]) + 1
+    return ids, area[ids], xsum[ids], box[ids]
 
 
 @njit(cache=True, nogil=True)
@@ -451,9 +492,8 @@ class SubjectFilter:
         self.options = options or SubjectOptions()
         self.state = SubjectState()
         self._half = _element_half(int(round(self.options.halo_px)))
-        self._boxes: list = []  # per track id: its box [x0, y0, x1, y1] in this frame
-        r = max(1, int(round(self.options.match_px)))
-        self._grow = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
+        self._boxes: dict = {}  # track id -> its box [x0, y0, x1, y1] in this frame
+        self._grow = max(1, int(round(self.options.match_px)))
 
     def reset(self) -> None:
         self.state = SubjectState()
@@ -486,8 +526,9 @@ class SubjectFilter:
         st.frames += 1
         if st.next_id >= COMPACT_AT:
             self._compact()
-        n, comp = cv2.connectedComponents((p > o.threshold).astype(np.uint8), connectivity=8,
-                                          ltype=cv2.CV_32S)
+        # p > threshold as float32 (as numpy compares a float32 array), in one call
+        mask = cv2.compare(p, float(np.float32(o.threshold)), cv2.CMP_GT)
+        n, comp = cv2.connectedComponents(mask, connectivity=8, ltype=cv2.CV_32S)
         # specks of haze (under min_area) go: no track, they take the weight around them
         n, box = _blobs(comp, n, o.min_area)
         if n <= 1:
@@ -541,7 +582,8 @@ class SubjectFilter:
             # one blob (the usual frame: the user alone) overlapping the user: theirs
             return comp * np.int32(st.main)
         # the previous tracks grown by match_px (where two are that close, the higher id wins)
-        near_id = cv2.dilate(prev.astype(np.float32), self._grow).astype(np.int32)
+        near_id = np.zeros(comp.shape, np.int32)  # read on the blobs only
+        _grown(prev, n, box, self._grow, near_id)
         if st.main and st.main_last is not None and st.main_last.shape == comp.shape:
             last, recent_frames = st.main_last, o.recent_frames
         else:
@@ -609,12 +651,12 @@ class SubjectFilter:
         """
         o, st = self.options, self.state
         h, w = labels.shape
-        counts, xsum, boxes = _tracks(labels)
-        self._boxes = boxes.tolist()  # [x0, y0, x1, y1] per id (absorbing leaves others' alone)
-        area = {tid: a for tid, a in enumerate(counts.tolist()) if a and tid}
+        ids, counts, xsum, boxes = (a.tolist() for a in _tracks(labels))
+        area = dict(zip(ids, counts))
+        self._boxes = dict(zip(ids, boxes))  # absorbing into the main person leaves others' alone
         self._age(area)
         if not st.main or st.main not in area:
-            st.main = self._pick_main(area, self._boxes, xsum.tolist(), h, w)
+            st.main = self._pick_main(area, self._boxes, dict(zip(ids, xsum)), h, w)
             if st.main:
                 st.tracks[st.main].kind = "main"
                 self._absorb(labels, area)
@@ -654,7 +696,8 @@ class SubjectFilter:
                 del st.tracks[tid]
 
     @staticmethod
-    def _pick_main(area: dict[int, int], boxes: list, xsum: list[int], h: int, w: int) -> int:
+    def _pick_main(area: dict[int, int], boxes: dict, xsum: dict[int, int], h: int,
+                   w: int) -> int:
         """The track most like a webcam's user: large, central, touching the bottom.
 
         boxes, xsum: per track id, its box [x0, y0, x1, y1] and the sum of its pixels' columns.
@@ -702,7 +745,8 @@ class SubjectFilter:
         # the weights differ from 1 only within r of a faded person
         ix0, iy0, ix1, iy1 = max(0, x0 - r), max(0, y0 - r), min(w, x1 + r), min(h, y1 + r)
         lut = np.ones(st.next_id, np.float32)
-        lut[list(st.tracks)] = [t.weight for t in st.tracks.values()]
+        for tid, t in st.tracks.items():
+            lut[tid] = t.weight
         out = np.empty((iy1 - iy0, ix1 - ix0), np.float32)
         _halo(labels, comp, lut, (ix0, iy0, ix1, iy1), self._half, out)
         return out, (ix0, iy0, ix1, iy1)
