@@ -237,3 +237,16 @@ def test_renumbering_the_tracks_changes_nothing(monkeypatch):
     assert plain.state.next_id > 8 and small.state.next_id <= 8
     for a, b in zip(want, got):
         assert np.array_equal(a, b)
+
+
+def test_state_weight_is_what_the_probability_was_multiplied_by():
+    """livebg eval counts the frames cutting the main person from ``state.weight``."""
+    f = SubjectFilter()
+    p = blob(144, 256, 90, 170, 30, 144) + blob(144, 256, 220, 235, 60, 100, 0.8)
+    for _ in range(3):
+        out = f.update(p)
+    assert f.state.weight is not None and f.state.weight.shape == p.shape
+    assert np.array_equal(out, p * f.state.weight)
+    assert f.state.weight[80, 227] < 1.0 and f.state.weight[100, 130] == 1.0
+    f.update(blob(144, 256, 90, 170, 30, 144))  # the other one gone: nothing faded
+    assert f.state.weight is None

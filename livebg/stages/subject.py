@@ -469,6 +469,9 @@ class SubjectState:
         next_id: the next free track id.
         frames: frames seen since the last reset.
         main_core: whether some pixel of ``main_age`` has reached ``core_frames``.
+        faded: the last frame's weights where they are not 1 (float32 on a box
+            of the working grid), that box (x0, y0, x1, y1), the grid's (h, w)
+            and the probability's (H, W); None when nothing was faded.
     """
 
     labels: np.ndarray | None = None
@@ -479,6 +482,19 @@ class SubjectState:
     next_id: int = 1
     frames: int = 0
     main_core: bool = False
+    faded: tuple | None = None
+
+    @property
+    def weight(self) -> np.ndarray | None:
+        """float32 (H, W): what the last probability was multiplied by, or None when
+        nothing was faded (made on request, from ``faded``; for the evaluation)."""
+        if self.faded is None:
+            return None
+        sub, (x0, y0, x1, y1), grid, shape = self.faded
+        whole = np.ones(grid, np.float32)
+        whole[y0:y1, x0:x1] = sub
+        return whole if grid == shape else cv2.resize(whole, shape[::-1],
+                                                       interpolation=cv2.INTER_LINEAR)
 
 
 class SubjectFilter:
@@ -518,6 +534,7 @@ class SubjectFilter:
         p = cv2.resize(full, (max(1, w // o.grid), max(1, h // o.grid)),
                        interpolation=cv2.INTER_AREA) if o.grid > 1 else full
         faded = self._weights(p)
+        self.state.faded = None if faded is None else (*faded, p.shape, full.shape)
         return full if faded is None else _scaled(full, p.shape, *faded)
 
     def _weights(self, p: np.ndarray) -> np.ndarray | None:
