@@ -384,6 +384,38 @@ def _halo(labels, comp, lut, box, half, out):
             dst[k] = mine[k] if blob[k] > 0 else a[k]
 
 
+_warm = False
+
+
+def warm_kernels() -> None:
+    """Compile (or load from numba's disk cache) every kernel of this module now.
+
+    Some run only in rare frames (a passer-by touching the user); compiled
+    there, the first such frame would stall for a second mid-stream.
+    """
+    global _warm
+    if _warm:
+        return
+    comp = np.zeros((4, 4), np.int32)
+    comp[1:3, 1:3] = 1
+    box = np.array([[0, 0, 0, 0], [1, 1, 3, 3]], np.int64)
+    ages, dist = np.zeros((4, 4), np.uint16), np.zeros((4, 4), np.float32)
+    _blobs(comp.copy(), 2, 1)
+    _overlaps(comp, comp, 1)
+    _grown(comp, 2, box, 1, np.zeros((4, 4), np.int32))
+    ident, split, _ = _votes(comp, 2, box, comp, 2, ages, 10, 1)
+    _blob_min(comp, 2, dist, comp, 0)
+    _write(comp, 2, box, ident, split, comp, ages, 10, 1, np.zeros((4, 4), np.int32))
+    _resolve(comp, 2, box, split, dist, 1.5, 1, np.zeros((4, 4), np.int32))
+    _holding(comp, 2, box, comp, 1, ages, 15)
+    _relabel(comp, comp.copy(), 1, np.zeros(2, np.int32))
+    _tracks(comp)
+    _remember(comp, 1, ages.copy(), ages.copy())
+    _halo(comp, comp, np.ones(2, np.float32), (0, 0, 4, 4), _element_half(1),
+          np.empty((4, 4), np.float32))
+    _warm = True
+
+
 def _element_half(r: int) -> np.ndarray:
     """Half-widths per row of cv2's (2r + 1)-pixel ellipse (see :func:`_halo`)."""
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
@@ -507,6 +539,7 @@ class SubjectFilter:
     def __init__(self, options: SubjectOptions | None = None):
         self.options = options or SubjectOptions()
         self.state = SubjectState()
+        warm_kernels()
         self._half = _element_half(int(round(self.options.halo_px)))
         self._boxes: dict = {}  # track id -> its box [x0, y0, x1, y1] in this frame
         self._grow = max(1, int(round(self.options.match_px)))
