@@ -250,3 +250,25 @@ def test_state_weight_is_what_the_probability_was_multiplied_by():
     assert f.state.weight[80, 227] < 1.0 and f.state.weight[100, 130] == 1.0
     f.update(blob(144, 256, 90, 170, 30, 144))  # the other one gone: nothing faded
     assert f.state.weight is None
+
+
+@pytest.mark.parametrize("margin", [0.5, 1.0, 1.5, 1.9])
+def test_margin_test_without_a_distance_map_matches_the_distance_transform(margin):
+    from livebg.stages.subject import _CHAMFER, _resolve, _resolve_near
+
+    side, corner, two = _CHAMFER
+    m = np.float32(margin)
+    assert m < two  # else the stage makes the distance map
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        prev = _random_tracks(rng, n=3)
+        comp = np.zeros(prev.shape, np.int32)
+        comp[10:60, 20:110] = 1
+        box = np.array([[0, 0, 0, 0], [20, 10, 110, 60]], np.int64)
+        split = np.array([False, True])
+        open_ = np.where(rng.random(prev.shape) < 0.3, -2, 1).astype(np.int32) * comp
+        dist = cv2.distanceTransform((prev != 1).astype(np.uint8), cv2.DIST_L2, 3)
+        want, got = open_.copy(), open_.copy()
+        _resolve(comp, 2, box, split, dist, m, 1, want)
+        _resolve_near(comp, 2, box, split, prev, 1, side <= m, corner <= m, got)
+        assert (open_ < 0).any() and np.array_equal(got, want)

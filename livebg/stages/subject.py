@@ -251,6 +251,31 @@ def _resolve(comp, n, box, split, main_dist, margin, main, out):
 
 
 @njit(cache=True, nogil=True)
+def _resolve_near(comp, n, box, split, prev, main, side, corner, out):
+    """:func:`_resolve` for a margin below two chamfer steps: a pixel is within it of the
+    main person's previous mask (``prev == main``) exactly when it is on it, or has
+    it as a side neighbour (``side``: a side step is within the margin) or as a
+    corner neighbour (``corner``: likewise a diagonal step). No distance map."""
+    h, w = prev.shape
+    for c in range(1, n):
+        if not split[c]:
+            continue
+        for y in range(box[c, 1], box[c, 3]):
+            for x in range(box[c, 0], box[c, 2]):
+                if comp[y, x] != c or out[y, x] >= 0:
+                    continue
+                near = prev[y, x] == main
+                for dy in range(-1, 2):
+                    for dx in range(-1, 2):
+                        yy, xx = y + dy, x + dx
+                        if near or not (0 <= yy < h and 0 <= xx < w) or (dy == 0 and dx == 0):
+                            continue
+                        if (side if dy == 0 or dx == 0 else corner) and prev[yy, xx] == main:
+                            near = True
+                out[y, x] = main if near else -out[y, x]
+
+
+@njit(cache=True, nogil=True)
 def _holding(comp, n, box, labels, tid, age, core_frames):
     """Per blob: whether some of its pixels are track ``tid``'s, and whether some of
     those have been theirs for ``core_frames`` frames in a row (``age``)."""
@@ -384,6 +409,17 @@ def _halo(labels, comp, lut, box, half, out):
             dst[k] = mine[k] if blob[k] > 0 else a[k]
 
 
+def _chamfer_steps() -> tuple[np.float32, np.float32, np.float32]:
+    """cv2.distanceTransform's (DIST_L2, 3x3) side step, diagonal step and least two-step
+    distance, as it computes them (OpenCV 4 in fixed point, 5 in float32)."""
+    one = np.ones((5, 5), np.uint8)
+    one[2, 2] = 0
+    d = cv2.distanceTransform(one, cv2.DIST_L2, 3)
+    ring = np.concatenate([d[0], d[4], d[1:4, 0], d[1:4, 4]])
+    return np.float32(d[2, 1]), np.float32(d[1, 1]), np.float32(ring.min())
+
+
+_CHAMFER = _chamfer_steps()
 _warm = False
 
 
@@ -406,7 +442,8 @@ def warm_kernels() -> None:
     ident, split, _ = _votes(comp, 2, box, comp, 2, ages, 10, 1)
     _blob_min(comp, 2, dist, comp, 0)
     _write(comp, 2, box, ident, split, comp, ages, 10, 1, np.zeros((4, 4), np.int32))
-    _resolve(comp, 2, box, split, dist, 1.5, 1, np.zeros((4, 4), np.int32))
+    _resolve(comp, 2, box, split, dist, np.float32(1.5), 1, np.zeros((4, 4), np.int32))
+    _resolve_near(comp, 2, box, split, comp, 1, True, True, np.zeros((4, 4), np.int32))
     _holding(comp, 2, box, comp, 1, ages, 15)
     _relabel(comp, comp.copy(), 1, np.zeros(2, np.int32))
     _tracks(comp)
@@ -649,9 +686,15 @@ class SubjectFilter:
                 ident[c] = st.main if st.main and near[c] else self._new_track(0.0)
         labels = np.zeros(comp.shape, np.int32)
         if _write(comp, n, box, ident, split, near_id, last, recent_frames, st.main, labels):
+            margin = np.float32(o.main_margin_px)  # compared as float32, as numpy did
+            side, corner, two = _CHAMFER
+            if main_dist is None and margin < two:
+                _resolve_near(comp, n, box, split, prev, st.main, side <= margin,
+                              corner <= margin, labels)
+                return labels
             if main_dist is None:
                 main_dist = self._main_dist(prev)
-            _resolve(comp, n, box, split, main_dist, o.main_margin_px, st.main, labels)
+            _resolve(comp, n, box, split, main_dist, margin, st.main, labels)
         return labels
 
     def _main_dist(self, prev: np.ndarray) -> np.ndarray:
