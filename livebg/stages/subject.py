@@ -38,10 +38,11 @@ forgets it (new camera, new clip, scene cut).
 Cost: the per-pixel work is numba kernels over the blobs' boxes on the
 working grid (no full-frame float temporaries; distance transforms only in
 the rare frames that need one); the weights are made and applied only around
-the faded people. On the shared 2-core test machine at a load average near
-11 (2 Dec 2026, ``scripts/subject_cost.py``, 1280x720 frames, net 256x144):
-0.16-0.18 ms p50 with one person, 0.18-0.46 ms p50 with two; the same output,
-bit for bit, as the numpy version before it (0.60-1.35 ms p50 in the same runs).
+the faded people. On the shared 2-core test machine at a load average of
+14-15 (2 Dec 2026, ``scripts/subject_cost.py``, 1280x720 frames, net 256x144):
+0.17-0.19 ms p50 with one person, 0.18-0.45 ms p50 with two, CPU-time p95
+0.36-0.91 ms; the same output, bit for bit, as the numpy version before it
+(0.54-1.15 ms p50 in the same runs).
 """
 
 from __future__ import annotations
