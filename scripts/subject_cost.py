@@ -1,7 +1,7 @@
 """Milliseconds per 1280x720 frame of the ``subject: main`` stage, with one and two people.
 
     python scripts/subject_cost.py ../shared/data/portraits
-    python scripts/subject_cost.py ../shared/data/portraits --baseline main --rounds 5
+    python scripts/subject_cost.py ../shared/data/portraits --baseline 38864aa --rounds 5
 
 The stage's real input is made once per clip (cached under ``--cache``): each
 1280x720 frame goes through the real segmenter and the temporal stage's first
