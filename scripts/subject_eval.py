@@ -108,7 +108,7 @@ def bench(data: Path) -> None:
     for case in ("alone (the built-in sample)", "behind_still", "cross"):
         frames = ([sample.render(i) for i in range(60)] if case.startswith("alone")
                   else _pair_clip(data, case, (1280, 720), 60).frames)
-        probs = [proc.segment(f).probability for f in frames]
+        probs = [proc.segmenter.segment(f).probability for f in frames]  # no still gate
         f = SubjectFilter()
         f.update(probs[0])
         ms, cpu = [], []

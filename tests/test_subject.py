@@ -150,3 +150,125 @@ def test_fade_goes_on_while_the_image_is_still(pair):
     assert (outs[0][other] > 0.5).mean() > 0.5  # shown at the start, then fading
     assert (outs[-1][other] > 0.5).mean() < 0.1
     assert not proc.subject.fading
+
+
+# The compiled kernels must give exactly what the OpenCV calls they replaced give
+# (the stage's output is compared bit for bit with the older code by
+# scripts/subject_cost.py --baseline; these pin the pieces on random inputs).
+
+def _random_tracks(rng, h=72, w=128, n=5):
+    """int32 (h, w) track ids 0..n made of random rectangles and specks."""
+    labels = np.zeros((h, w), np.int32)
+    for tid in range(1, n + 1):
+        y0, x0 = int(rng.integers(0, h - 4)), int(rng.integers(0, w - 4))
+        labels[y0:y0 + int(rng.integers(2, 40)), x0:x0 + int(rng.integers(2, 50))] = tid
+    labels[rng.random((h, w)) < 0.01] = int(rng.integers(1, n + 1))
+    return labels
+
+
+def test_halo_kernel_is_cv2_erode_with_the_ellipse():
+    from livebg.stages.subject import _element_half, _halo
+
+    rng = np.random.default_rng(4)
+    for r in (0, 3, 6):
+        half = _element_half(r)
+        ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        for _ in range(20):
+            labels = _random_tracks(rng)
+            comp = (labels > 0).astype(np.int32)
+            lut = np.ones(8, np.float32)
+            lut[1:6] = rng.choice([0.0, 0.2, 0.6, 1.0], 5)
+            own = lut[labels]
+            want = np.where(comp > 0, own, cv2.erode(own, ellipse))
+            x0, y0 = int(rng.integers(0, 100)), int(rng.integers(0, 60))
+            box = (x0, y0, int(rng.integers(x0 + 1, 129)), int(rng.integers(y0 + 1, 73)))
+            out = np.empty((box[3] - box[1], box[2] - box[0]), np.float32)
+            _halo(labels, comp, lut, box, half, out)
+            assert np.array_equal(out, want[box[1]:box[3], box[0]:box[2]]), (r, box)
+
+
+def test_grown_kernel_is_cv2_dilate_on_the_blobs():
+    from livebg.stages.subject import _blobs, _grown
+
+    rng = np.random.default_rng(5)
+    for r in (1, 2, 3):
+        for _ in range(20):
+            prev = _random_tracks(rng)
+            mask = (_random_tracks(rng, n=4) > 0).astype(np.uint8)
+            n, comp = cv2.connectedComponents(mask, connectivity=8, ltype=cv2.CV_32S)
+            n, box = _blobs(comp, n, 1)
+            got = np.zeros(prev.shape, np.int32)
+            _grown(prev, n, box, r, got)
+            want = cv2.dilate(prev.astype(np.float32), np.ones((2 * r + 1, 2 * r + 1), np.uint8))
+            on = comp > 0
+            assert on.any() and np.array_equal(got[on], want.astype(np.int32)[on]), r
+
+
+@pytest.mark.parametrize("size", [(144, 256), (72, 128), (145, 255)])
+def test_weights_scaled_only_around_the_box_equal_the_whole_resize(size):
+    from livebg.stages.subject import _scaled
+
+    rng = np.random.default_rng(6)
+    grid = (72, 128)
+    full = rng.random(size).astype(np.float32)
+    for box in [(0, 0, 128, 72), (3, 5, 20, 30), (100, 40, 128, 72), (0, 60, 10, 72)]:
+        x0, y0, x1, y1 = box
+        sub = rng.random((y1 - y0, x1 - x0)).astype(np.float32)
+        whole = np.ones(grid, np.float32)
+        whole[y0:y1, x0:x1] = sub
+        want = full * (whole if size == grid else
+                       cv2.resize(whole, size[::-1], interpolation=cv2.INTER_LINEAR))
+        assert np.array_equal(_scaled(full, grid, sub, box), want), box
+
+
+def test_renumbering_the_tracks_changes_nothing(monkeypatch):
+    """Track ids are renumbered past COMPACT_AT; their order, hence every result, is kept."""
+    from livebg.stages import subject
+
+    main = blob(144, 256, 90, 170, 30, 144)
+    frames = [main + blob(144, 256, (7 * i) % 240, (7 * i) % 240 + 12, 20 + i % 7, 60)
+              + (blob(144, 256, 200, 230, 40, 144) if i % 9 < 5 else 0) for i in range(60)]
+    frames = [np.minimum(f, 1.0) for f in frames]
+    plain = SubjectFilter()
+    want = [plain.update(f).copy() for f in frames]
+    monkeypatch.setattr(subject, "COMPACT_AT", 4)
+    small = SubjectFilter()
+    got = [small.update(f).copy() for f in frames]
+    assert plain.state.next_id > 8 and small.state.next_id <= 8
+    for a, b in zip(want, got):
+        assert np.array_equal(a, b)
+
+
+def test_state_weight_is_what_the_probability_was_multiplied_by():
+    """livebg eval counts the frames cutting the main person from ``state.weight``."""
+    f = SubjectFilter()
+    p = blob(144, 256, 90, 170, 30, 144) + blob(144, 256, 220, 235, 60, 100, 0.8)
+    for _ in range(3):
+        out = f.update(p)
+    assert f.state.weight is not None and f.state.weight.shape == p.shape
+    assert np.array_equal(out, p * f.state.weight)
+    assert f.state.weight[80, 227] < 1.0 and f.state.weight[100, 130] == 1.0
+    f.update(blob(144, 256, 90, 170, 30, 144))  # the other one gone: nothing faded
+    assert f.state.weight is None
+
+
+@pytest.mark.parametrize("margin", [0.5, 1.0, 1.5, 1.9])
+def test_margin_test_without_a_distance_map_matches_the_distance_transform(margin):
+    from livebg.stages.subject import _CHAMFER, _resolve, _resolve_near
+
+    side, corner, two = _CHAMFER
+    m = np.float32(margin)
+    assert m < two  # else the stage makes the distance map
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        prev = _random_tracks(rng, n=3)
+        comp = np.zeros(prev.shape, np.int32)
+        comp[10:60, 20:110] = 1
+        box = np.array([[0, 0, 0, 0], [20, 10, 110, 60]], np.int64)
+        split = np.array([False, True])
+        open_ = np.where(rng.random(prev.shape) < 0.3, -2, 1).astype(np.int32) * comp
+        dist = cv2.distanceTransform((prev != 1).astype(np.uint8), cv2.DIST_L2, 3)
+        want, got = open_.copy(), open_.copy()
+        _resolve(comp, 2, box, split, dist, m, 1, want)
+        _resolve_near(comp, 2, box, split, prev, 1, side <= m, corner <= m, got)
+        assert (open_ < 0).any() and np.array_equal(got, want)
