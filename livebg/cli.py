@@ -323,13 +323,24 @@ def make_out_folder(folder: Path, flag: str) -> Path:
     return folder
 
 
+# The modules whose numba kernels every run compiles (cache=True) before its first frame.
+KERNEL_MODULES = ("livebg.stages.compose.kernels", "livebg.stages.subject",
+                  "livebg.stages.temporal", "livebg.stages.refine.superpixels",
+                  "livebg.stages.refine.solve")
+
+
 def _kernels_compiled() -> bool:
-    """True when numba's cache holds the compositor's kernels (a later run starts at once)."""
+    """True when numba's cache holds every run's kernels (a later run starts at once)."""
     import importlib.util
 
-    spec = importlib.util.find_spec("livebg.stages.compose.kernels")
-    cache = Path(spec.origin).parent / "__pycache__" if spec and spec.origin else None
-    return bool(cache and any(cache.glob("kernels.*.nbi")))
+    for name in KERNEL_MODULES:
+        spec = importlib.util.find_spec(name)
+        if not (spec and spec.origin):
+            return False
+        origin = Path(spec.origin)
+        if not any((origin.parent / "__pycache__").glob(f"{origin.stem}.*.nbi")):
+            return False
+    return True
 
 
 class _Grab:
