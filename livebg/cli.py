@@ -563,6 +563,13 @@ def cmd_bench(args) -> int:
                       height=args.height, paced=args.paced, soak_seconds=args.soak)
 
 
+def default_eval_out(data: str) -> Path:
+    """``livebg-eval/NAME``: one folder per data set, so evals of different sets in a row
+    never collide (a second eval of the same set still needs ``--overwrite``)."""
+    name = "sample" if data == "sample" else (Path(data).resolve().name or "data")
+    return Path("livebg-eval") / name
+
+
 def cmd_eval(args) -> int:
     """Score the pipeline on photos or clips with ground truth: table, JSON, PNG report."""
     from livebg.eval import evaluate
@@ -570,7 +577,7 @@ def cmd_eval(args) -> int:
     cfg = load_config(args)
     _setup_logging("warning")
     overwrite = cfg.output.overwrite
-    out = Path(args.out)
+    out = Path(args.out) if args.out else default_eval_out(args.data)
     taken = [t for t in (out / "eval.json", out / "eval.png") if os.path.lexists(t)]
     if taken and not overwrite:
         raise UserError(f"{taken[0]} exists: use another --out folder or pass --overwrite")
@@ -797,8 +804,8 @@ def _add_batch_commands(sub) -> None:
     p.add_argument("data", metavar="DATA", help="folder with images/ + masks/, or of clips "
                    "(CLIP/frames/ + CLIP/masks/, see `livebg clips`), or `sample` (the "
                    "built-in sample against its true alpha)")
-    p.add_argument("--out", default="livebg-eval", metavar="DIR",
-                   help="folder for eval.json and eval.png (default: ./livebg-eval)")
+    p.add_argument("--out", metavar="DIR", help="folder for eval.json and eval.png "
+                   "(default: ./livebg-eval/NAME, NAME the data folder's name or `sample`)")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N photos or clips")
     p.add_argument("--save-alpha", metavar="DIR",
                    help="write every predicted alpha as an 8-bit PNG (DIR/CLIP/NAME.png for clips)")

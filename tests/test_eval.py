@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -160,3 +161,19 @@ def test_eval_sample_scores_ghosts_against_the_true_alpha(tmp_path, capsys):
     assert scores["on"]["ghost"] < 0.5 * scores["off"]["ghost"]
     assert scores["on"]["ghost"] < 0.015
     assert scores["on"]["iou"] >= scores["off"]["iou"]
+
+
+def test_default_out_is_one_folder_per_data_set(tmp_path, monkeypatch, capsys):
+    """README walk: the four eval commands in a row must not refuse each other's output."""
+    from livebg.cli import default_eval_out
+
+    assert default_eval_out("sample") == Path("livebg-eval/sample")
+    assert default_eval_out("clips/") == Path("livebg-eval/clips")
+    assert default_eval_out("../shared/data/portraits") == Path("livebg-eval/portraits")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "livebg-eval" / "clips").mkdir(parents=True)
+    (tmp_path / "livebg-eval" / "clips" / "eval.json").write_text("{}")
+    (tmp_path / "livebg-eval" / "sample").mkdir()
+    (tmp_path / "livebg-eval" / "sample" / "eval.json").write_text("{}")
+    assert main(["eval", "sample", "-q"]) == 2  # the same set again still asks
+    assert "livebg-eval/sample/eval.json exists" in capsys.readouterr().err
