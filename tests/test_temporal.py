@@ -232,9 +232,13 @@ def test_full_resolution_step_holds_still_places_and_passes_moving_ones():
     assert np.array_equal(out >= 0.5, full2 >= 0.5)
 
 
-def _haze_run(f: TemporalFilter, *, clear_after: int = 4, frames: int = 8):
-    """A still scene; the net adds 0.6 haze on a patch of background in frames 1..3,
-    then the frame shows that background clean again. Returns (outputs, haze mask)."""
+SURE = 10  # TemporalFilter's default scene_frames
+
+
+def _haze_run(f: TemporalFilter, *, lead: int = 1, clear_after: int = 4, frames: int = 8):
+    """A still scene; the net adds 0.6 haze on a patch of background in frames
+    lead..clear_after-1, then the frame shows that background clean again; before
+    the haze, the net was sure for ``lead`` frames. Returns (outputs, haze mask)."""
     rng = np.random.default_rng(7)
     bg = _texture()
     haze = np.zeros(NET, np.float32)
@@ -242,7 +246,7 @@ def _haze_run(f: TemporalFilter, *, clear_after: int = 4, frames: int = 8):
     outs = []
     for t in range(frames):
         img, mask = _scene(60.0, bg, rng)
-        p = np.clip(mask + (haze if 1 <= t < clear_after else 0.0), 0, 1)
+        p = np.clip(mask + (haze if lead <= t < clear_after else 0.0), 0, 1)
         outs.append(f.update_probability(p, img))
     return outs, haze > 0
 
@@ -257,12 +261,16 @@ def test_no_held_ghost_when_the_frame_shows_background_again():
 
 
 def test_haze_over_background_seen_before_is_cleared():
-    """Frame 0 showed that patch as sure background and its colour has not changed:
-    the net's haze there in frames 1..3 does not reach the output."""
-    outs, patch = _haze_run(TemporalFilter())
-    assert max(float(o[patch].max()) for o in outs[1:4]) < 0.02
-    off, _ = _haze_run(TemporalFilter(clear=False))
-    assert float(off[1][patch].min()) > 0.2  # without the clearing the haze shows
+    """Frames 0..9 showed that patch as sure background and its colour has not changed:
+    the net's haze there in frames 10..13 does not reach the output. After one sure
+    frame only, the memory is not confirmed and the haze is the net's to take back."""
+    outs, patch = _haze_run(TemporalFilter(), lead=SURE, clear_after=SURE + 4, frames=SURE + 6)
+    assert max(float(o[patch].max()) for o in outs[SURE:SURE + 4]) < 0.02
+    off, _ = _haze_run(TemporalFilter(clear=False), lead=SURE, clear_after=SURE + 4,
+                       frames=SURE + 6)
+    assert float(off[SURE][patch].min()) > 0.2  # without the clearing the haze shows
+    once, _ = _haze_run(TemporalFilter())  # sure in frame 0 only
+    assert float(once[1][patch].min()) > 0.2
 
 
 def test_clearing_follows_the_camera_gain_and_spares_a_person_who_arrives():
@@ -276,7 +284,7 @@ def test_clearing_follows_the_camera_gain_and_spares_a_person_who_arrives():
     for t in range(41):
         img, mask = _scene(60.0, bg, rng)
         img = np.clip(img.astype(np.float32) * (1.0 + 0.003 * t), 0, 255).astype(np.uint8)
-        out = f.update_probability(np.clip(mask + (haze if t >= 1 else 0.0), 0, 1), img)
+        out = f.update_probability(np.clip(mask + (haze if t >= SURE else 0.0), 0, 1), img)
     assert float(out[haze > 0].max()) < 0.02
     assert abs(float(f.state.gain.mean()) - 1.12) < 0.03
     img, mask = _scene(30.0, bg, rng)  # the person's edge jumps onto seen background
@@ -284,3 +292,51 @@ def test_clearing_follows_the_camera_gain_and_spares_a_person_who_arrives():
     out = f.update_probability(mask, img)
     arrived = (mask > 0.99) & (np.arange(NET[1])[None, :] < 60)
     assert float(out[arrived].min()) > 0.95
+
+
+def _still_person_run(f: TemporalFilter, misses, frames: int = 120) -> list[np.ndarray]:
+    """A person who holds perfectly still (sensor noise only) for ``frames`` frames
+    (4 s at 30 frames/s); in the frames in ``misses`` the net loses their 'hand' (a
+    20x20 patch of the box) entirely. Returns the outputs on the hand."""
+    rng = np.random.default_rng(9)
+    bg = _texture()
+    hand = (slice(30, 50), slice(70, 90))
+    outs = []
+    for t in range(frames):
+        img, mask = _scene(60.0, bg, rng)
+        p = mask.copy()
+        if t in misses:
+            p[hand] = 0.0
+        outs.append(f.update_probability(p, img)[hand])
+    return outs
+
+
+@pytest.mark.parametrize("misses", [range(0, 1), range(10, 11), range(10, 10 + SURE - 1),
+                                    range(5, 120, 4)],
+                         ids=["first-frame", "one-frame", "nine-frames", "every-fourth"])
+def test_a_still_person_the_net_misses_for_moments_is_never_cleared(misses):
+    """The remembered background must never eat the person: a still hand that the net
+    misses (p = 0, so it looks like sure background, colour steady) for up to
+    scene_frames - 1 frames in a row, or again and again, is the net's again as
+    soon as the net sees it, and stays so while it holds still (one sure frame
+    used to be remembered as background, and the hand was cleared for good)."""
+    outs = _still_person_run(TemporalFilter(), set(misses))
+    after = [o for t, o in enumerate(outs) if t > max(misses) + 1]
+    assert after and min(float(o.min()) for o in after) > 0.95
+    assert float(outs[-1].min()) > 0.99
+
+
+def test_a_still_person_held_for_seconds_is_never_faded():
+    """No miss at all: four seconds of perfect stillness do not fade a thing."""
+    outs = _still_person_run(TemporalFilter(), set())
+    assert min(float(o.min()) for o in outs) > 0.99
+
+
+def test_a_long_miss_is_confirmed_background_until_the_colour_changes():
+    """The other side of the hysteresis, stated: after scene_frames sure frames in a
+    row the colour counts as background (the net said so for a third of a second)."""
+    outs = _still_person_run(TemporalFilter(), set(range(10, 10 + SURE + 2)))
+    assert float(outs[-1].max()) < 0.05
+    f = TemporalFilter(scene_frames=SURE + 5)  # a longer confirmation spares it
+    outs = _still_person_run(f, set(range(10, 10 + SURE + 2)))
+    assert float(outs[-1].min()) > 0.99

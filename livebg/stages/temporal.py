@@ -109,22 +109,24 @@ def _follow(prev, p, w_img, leak, mask_lo, mask_gain, slack, span, alpha_tol, s,
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def _clear_seen(s, p, colour, scene, gain, w_img, level, lo, hi, min_places):
-    """Clear ``s`` where the frame still shows the remembered background; remember anew.
+def _clear_seen(s, p, colour, scene, seen, gain, w_img, level, lo, hi, confirm, min_places):
+    """Clear ``s`` where the frame still shows confirmed background; remember anew.
 
     All at net resolution: ``s``, ``p`` float32 (h, w); ``colour``, ``scene``
-    float32 (h, w, 3), 0..255, ``scene`` < 0 where never seen; ``gain``
-    float32 (3,); ``w_img`` float32 (h, w), <= 0 where the image is still.
-    First the camera's gain, from still places the net is sure are
-    background, then the clearing. Updates ``s``, ``scene`` and ``gain`` in
-    place and returns how many places were mostly cleared.
+    float32 (h, w, 3), 0..255 (``scene`` only where ``seen`` > 0); ``seen`` int32
+    (h, w), frames in a row the net was sure of that background colour there
+    (0: no memory); ``gain`` float32 (3,); ``w_img`` float32 (h, w), <= 0 where
+    the image is still. First the camera's gain, from still places the net is
+    sure are background, then the clearing, only where ``seen >= confirm``.
+    Updates ``s``, ``scene``, ``seen`` and ``gain`` in place and returns how
+    many places were mostly cleared.
     """
     h, w = p.shape
     n0 = n1 = n2 = d0 = d1 = d2 = 0.0
     n = 0
     for i in range(h):
         for j in range(w):
-            if p[i, j] < level and w_img[i, j] <= 0.0 and scene[i, j, 0] >= 0.0:
+            if p[i, j] < level and w_img[i, j] <= 0.0 and seen[i, j] > 0:
                 n += 1
                 n0 += colour[i, j, 0]
                 n1 += colour[i, j, 1]
@@ -143,17 +145,23 @@ def _clear_seen(s, p, colour, scene, gain, w_img, level, lo, hi, min_places):
     for i in range(h):
         for j in range(w):
             c0, c1, c2 = colour[i, j, 0], colour[i, j, 1], colour[i, j, 2]
-            if scene[i, j, 0] >= 0.0:
+            shows = 0.0
+            if seen[i, j] > 0:
                 change = max(abs(c0 - scene[i, j, 0] * g0), abs(c1 - scene[i, j, 1] * g1),
                              abs(c2 - scene[i, j, 2] * g2))
                 shows = min(max((hi - change) * inv, 0.0), 1.0)
-                s[i, j] *= 1.0 - shows
-                if shows > 0.5:
-                    cleared += 1
+                if seen[i, j] >= confirm:
+                    s[i, j] *= 1.0 - shows
+                    if shows > 0.5:
+                        cleared += 1
             if p[i, j] < level:
+                # the same colour again: one more frame of evidence; else a new memory
+                seen[i, j] = min(seen[i, j] + 1, confirm) if shows > 0.5 else 1
                 scene[i, j, 0] = c0 * i0
                 scene[i, j, 1] = c1 * i1
                 scene[i, j, 2] = c2 * i2
+            elif seen[i, j] < confirm:
+                seen[i, j] = 0  # not confirmed and the net disagrees: forgotten
     return cleared
 
 
@@ -174,7 +182,11 @@ class TemporalState:
         alpha: the previous full-resolution output alpha (step 2).
         scene: float32 (h, w, 3), the blurred BGR colour (0..255, divided by
             ``gain``) last seen at each place while the net was sure it was
-            background; -1 where never seen so.
+            background; meaningful only where ``seen`` > 0.
+        seen: int32 (h, w), frames in a row (up to ``scene_frames``) the net was
+            sure each place was background while it showed that colour; 0: no
+            memory. Only a place at ``scene_frames`` is cleared: a memory not yet
+            confirmed is dropped as soon as the net says otherwise.
         gain: float32 (3,), the camera's exposure and white-balance change per
             channel since the last reset, measured on places seen as background.
     """
@@ -184,6 +196,7 @@ class TemporalState:
     tolerance: np.ndarray | None = None
     alpha: np.ndarray | None = None
     scene: np.ndarray | None = None
+    seen: np.ndarray | None = None
     gain: np.ndarray | None = None
     frames: int = 0
     cuts: int = 0
@@ -217,6 +230,10 @@ class TemporalFilter:
             net resolution after a 3x3 blur and the gain) from the remembered
             background below which a place still shows it (cleared in full),
             above which it shows something else (not cleared).
+        scene_frames: frames in a row the net must be sure a place is
+            background, its colour steady, before that colour clears haze there
+            (the hysteresis that keeps a still person whom the net misses for a
+            moment from being cleared once it sees them again).
     """
 
     name = "motion"
@@ -225,13 +242,15 @@ class TemporalFilter:
                  mask_hi: float = 0.8, leak: float = 0.03, spread: int = 1,
                  cut_level: float = 30.0, alpha_tol: float = 0.1, slack: float = 0.05,
                  span: float = 0.5, clear: bool = True, scene_level: float = 0.05,
-                 scene_lo: float = 6.0, scene_hi: float = 12.0):
+                 scene_lo: float = 6.0, scene_hi: float = 12.0, scene_frames: int = 10):
         if not 0 <= image_lo < image_hi:
             raise ValueError("need 0 <= image_lo < image_hi")
         if not 0 <= mask_lo < mask_hi <= 1:
             raise ValueError("need 0 <= mask_lo < mask_hi <= 1")
         if not 0 <= scene_lo < scene_hi:
             raise ValueError("need 0 <= scene_lo < scene_hi")
+        if scene_frames < 1:
+            raise ValueError("scene_frames must be at least 1")
         for name, v in (("leak", leak), ("alpha_tol", alpha_tol), ("slack", slack),
                         ("span", span), ("scene_level", scene_level)):
             if not 0 <= v <= 1:
@@ -246,6 +265,7 @@ class TemporalFilter:
         self.clear = bool(clear)
         self.scene_level = float(scene_level)
         self.scene_lo, self.scene_hi = float(scene_lo), float(scene_hi)
+        self.scene_frames = int(scene_frames)
         self._kernel = (np.ones((2 * self.spread + 1,) * 2, np.uint8)
                         if self.spread > 0 else None)
         self.state = TemporalState()
@@ -269,10 +289,8 @@ class TemporalFilter:
         self.state = TemporalState(prob=p.copy(), grey=grey, frames=1, cuts=cuts)
         if self.clear:
             self.state.gain = np.ones(3, np.float32)
-            scene = np.full(colour.shape, -1.0, np.float32)
-            sure = p < self.scene_level
-            scene[sure] = colour[sure]
-            self.state.scene = scene
+            self.state.scene = colour.copy()
+            self.state.seen = (p < self.scene_level).astype(np.int32)
         return p
 
     def update_probability(self, probability: np.ndarray, image: np.ndarray) -> np.ndarray:
@@ -303,16 +321,18 @@ class TemporalFilter:
                        np.float32(self.span), np.float32(self.alpha_tol), s, tol)
         new = TemporalState(prob=s, grey=g, frames=st.frames + 1, cuts=st.cuts,
                             hold=held / s.size, tolerance=tol, alpha=st.alpha,
-                            scene=st.scene, gain=st.gain)
+                            scene=st.scene, seen=st.seen, gain=st.gain)
         if self.clear and st.scene is not None:
-            # A place the net was sure was background, whose colour has not
-            # changed since (after the camera's gain), still shows that
-            # background: nobody can stand there without changing its colour.
+            # A place the net was sure was background for scene_frames frames in
+            # a row, whose colour has not changed since (after the camera's
+            # gain), still shows that background: nobody can stand there without
+            # changing its colour. One sure frame is not enough: a still person
+            # whom the net misses for a moment shows the same colour afterwards.
             # The gain comes from still places only: where the net misses a
             # moving person (p < scene_level on it), the colour change is not the camera's.
-            n = _clear_seen(s, p, colour, st.scene, st.gain, w_img,
+            n = _clear_seen(s, p, colour, st.scene, st.seen, st.gain, w_img,
                             np.float32(self.scene_level), np.float32(self.scene_lo),
-                            np.float32(self.scene_hi), 64)
+                            np.float32(self.scene_hi), self.scene_frames, 64)
             new.cleared = n / s.size
         self.state = new
         return s
