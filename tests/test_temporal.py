@@ -340,3 +340,53 @@ def test_a_long_miss_is_confirmed_background_until_the_colour_changes():
     f = TemporalFilter(scene_frames=SURE + 5)  # a longer confirmation spares it
     outs = _still_person_run(f, set(range(10, 10 + SURE + 2)))
     assert float(outs[-1].min()) > 0.99
+
+
+class _MissingSegmenter:
+    """The real net, made to miss part of the person in some frames: the real net
+    does not miss on cue, so the miss is injected (everything else is real)."""
+
+    def __init__(self, net, misses, box):
+        self.net, self.misses, self.box, self.t = net, misses, box, 0
+
+    def segment(self, image):
+        seg = self.net.segment(image)
+        if self.t in self.misses:
+            p = seg.probability.copy()
+            h, w = p.shape
+            y0, y1, x0, x1 = self.box
+            p[int(y0 * h):int(y1 * h), int(x0 * w):int(x1 * w)] = 0.0
+            seg = Segmentation(probability=p, features=seg.features)
+        self.t += 1
+        return seg
+
+
+def test_real_net_a_still_person_missed_for_three_frames_comes_back():
+    """The sample's person held still (sensor noise only) through the real net, the
+    sss refiner and the temporal stage; the net loses the lower body for frames 5..7.
+    After that the matte there is the person's again and stays so: the remembered
+    background does not eat a still person (it used to clear them to 0 for good)."""
+    import cv2
+
+    from livebg import config
+    from livebg.factory import make_refiner, make_segmenter
+    from livebg.stages.sources import SampleSource
+
+    src = SampleSource(width=640, height=360, count=1)
+    still, truth = src.render(0), src.true_alpha(0)
+    box = (0.6, 1.0, 0.35, 0.65)  # (y0, y1, x0, x1) as fractions of the frame: inside the body
+    cfg = config.Config()
+    seg = _MissingSegmenter(make_segmenter(cfg, 640, 360), range(5, 8), box)
+    proc = Processor(seg, make_refiner(cfg), compositor=None, temporal=TemporalFilter())
+    rng = np.random.default_rng(10)
+    inside = np.zeros(truth.shape, bool)
+    inside[int(0.65 * 360):int(0.95 * 360), int(0.4 * 640):int(0.6 * 640)] = True
+    inside &= cv2.erode((truth > 0.99).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    assert inside.sum() > 2000
+    means = []
+    for _ in range(40):
+        frame = np.clip(still + rng.normal(0.0, 2.0, still.shape), 0, 255).astype(np.uint8)
+        means.append(float(proc.alpha(frame)[inside].mean()))
+    assert means[4] > 0.95  # the net sees the body before the miss
+    assert min(means[5:8]) < 0.5  # the miss reaches the matte (the test can fail)
+    assert min(means[10:]) > 0.95, means

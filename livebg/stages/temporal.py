@@ -114,12 +114,13 @@ def _clear_seen(s, p, colour, scene, seen, gain, w_img, level, lo, hi, confirm, 
 
     All at net resolution: ``s``, ``p`` float32 (h, w); ``colour``, ``scene``
     float32 (h, w, 3), 0..255 (``scene`` only where ``seen`` > 0); ``seen`` int32
-    (h, w), frames in a row the net was sure of that background colour there
-    (0: no memory); ``gain`` float32 (3,); ``w_img`` float32 (h, w), <= 0 where
-    the image is still. First the camera's gain, from still places the net is
-    sure are background, then the clearing, only where ``seen >= confirm``.
-    Updates ``s``, ``scene``, ``seen`` and ``gain`` in place and returns how
-    many places were mostly cleared.
+    (h, w), frames since the net was sure of that background colour there
+    (p < ``level``) in which it never said person (p >= 0.5) and the colour
+    stayed (0: no memory); ``gain`` float32 (3,); ``w_img`` float32 (h, w), <= 0
+    where the image is still. First the camera's gain, from still places the
+    net is sure are background, then the clearing, only where ``seen >=
+    confirm``. Updates ``s``, ``scene``, ``seen`` and ``gain`` in place and
+    returns how many places were mostly cleared.
     """
     h, w = p.shape
     n0 = n1 = n2 = d0 = d1 = d2 = 0.0
@@ -161,7 +162,10 @@ def _clear_seen(s, p, colour, scene, seen, gain, w_img, level, lo, hi, confirm, 
                 scene[i, j, 1] = c1 * i1
                 scene[i, j, 2] = c2 * i2
             elif seen[i, j] < confirm:
-                seen[i, j] = 0  # not confirmed and the net disagrees: forgotten
+                if p[i, j] < 0.5 and shows > 0.5 and seen[i, j] > 0:
+                    seen[i, j] += 1  # not said to be person, same colour: the run goes on
+                else:
+                    seen[i, j] = 0  # said to be person, or something else is there: forgotten
     return cleared
 
 
@@ -183,10 +187,11 @@ class TemporalState:
         scene: float32 (h, w, 3), the blurred BGR colour (0..255, divided by
             ``gain``) last seen at each place while the net was sure it was
             background; meaningful only where ``seen`` > 0.
-        seen: int32 (h, w), frames in a row (up to ``scene_frames``) the net was
-            sure each place was background while it showed that colour; 0: no
-            memory. Only a place at ``scene_frames`` is cleared: a memory not yet
-            confirmed is dropped as soon as the net says otherwise.
+        seen: int32 (h, w), frames (up to ``scene_frames``) since the net was
+            sure each place was background (p < ``scene_level``) in which it
+            never said person there (p >= 0.5) and the colour stayed; 0: no
+            memory. Only a place at ``scene_frames`` is cleared: a memory not
+            yet confirmed is dropped as soon as the net says person there.
         gain: float32 (3,), the camera's exposure and white-balance change per
             channel since the last reset, measured on places seen as background.
     """
@@ -230,8 +235,9 @@ class TemporalFilter:
             net resolution after a 3x3 blur and the gain) from the remembered
             background below which a place still shows it (cleared in full),
             above which it shows something else (not cleared).
-        scene_frames: frames in a row the net must be sure a place is
-            background, its colour steady, before that colour clears haze there
+        scene_frames: frames (net runs) a place must show the same colour
+            after the net was sure it was background, without the net saying
+            person there (p >= 0.5), before that colour clears haze there
             (the hysteresis that keeps a still person whom the net misses for a
             moment from being cleared once it sees them again).
     """
@@ -323,11 +329,12 @@ class TemporalFilter:
                             hold=held / s.size, tolerance=tol, alpha=st.alpha,
                             scene=st.scene, seen=st.seen, gain=st.gain)
         if self.clear and st.scene is not None:
-            # A place the net was sure was background for scene_frames frames in
-            # a row, whose colour has not changed since (after the camera's
-            # gain), still shows that background: nobody can stand there without
-            # changing its colour. One sure frame is not enough: a still person
-            # whom the net misses for a moment shows the same colour afterwards.
+            # A place the net was sure was background, and did not call person
+            # in the scene_frames frames since, whose colour has not changed
+            # since (after the camera's gain), still shows that background:
+            # nobody can stand there without changing its colour. One sure
+            # frame is not enough: a still person whom the net misses for a
+            # moment shows the same colour when it sees them again.
             # The gain comes from still places only: where the net misses a
             # moving person (p < scene_level on it), the colour change is not the camera's.
             n = _clear_seen(s, p, colour, st.scene, st.seen, st.gain, w_img,
