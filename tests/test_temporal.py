@@ -390,3 +390,25 @@ def test_real_net_a_still_person_missed_for_three_frames_comes_back():
     assert means[4] > 0.95  # the net sees the body before the miss
     assert min(means[5:8]) < 0.5  # the miss reaches the matte (the test can fail)
     assert min(means[10:]) > 0.95, means
+
+
+def test_a_still_hand_next_to_motion_is_back_when_the_motion_stops():
+    """The limit, stated: an unconfirmed memory also clears where the image clearly
+    moves within a few net pixels (the haze a net draws next to a moving person).
+    A still hand missed for three frames next to something that moves may go while
+    it moves, and is back at once when it stops; it is never kept cleared."""
+    rng = np.random.default_rng(11)
+    bg = _texture()
+    f = TemporalFilter()
+    hand = (slice(30, 50), slice(70, 90))
+    outs = []
+    for t in range(60):
+        img, mask = _scene(60.0, bg, rng)
+        if t < 40:  # a bright bar sways just below the hand (the other hand, waving)
+            y = 54 + (t % 2) * 3
+            img[2 * y:2 * y + 8, 140:180] = 255
+        p = mask.copy()
+        if 10 <= t < 13:
+            p[hand] = 0.0
+        outs.append(f.update_probability(p, img)[hand])
+    assert min(float(o.min()) for o in outs[42:]) > 0.95
