@@ -34,6 +34,12 @@ net's new probability ``p`` by a weight ``w`` in [0, 1]::
 * ``leak``: a small floor, so that a held value still converges to the net's
   over a few seconds and a wrong region never sticks.
 
+Step 1 also clears haze where the frame still shows a background the net was
+sure of before (``clear``, the ``scene_*`` options): a remembered colour is
+trusted everywhere only once *confirmed* (``scene_frames`` net runs without
+the net saying person there), before that only next to clear motion, so a
+still person whom the net misses for a moment is never cleared for good.
+
 A scene cut (the mean grey change over the frame above ``cut_level``) resets
 the state. All state lives in :class:`TemporalState`; :meth:`reset` forgets
 it (new camera, new clip). Cost at 1280x720: about 0.3 ms for step 1 and
