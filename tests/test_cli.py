@@ -116,3 +116,20 @@ def test_common_flags_exist_on_every_processing_command():
                      "--threads", "--set", "--overwrite"} - absent.get(name, set()):
             assert flag in flags, f"livebg {name} lacks {flag}"
         assert not absent.get(name, set()) & flags, f"livebg {name} lists a flag it ignores"
+
+
+def test_run_leaves_at_once_when_a_stage_thread_lingers():
+    """A stage thread that did not stop in time must not meet the interpreter's
+    finalisation (one such exit was a segfault): `livebg run` leaves with its status."""
+    code = ("import threading, time\n"
+            "from livebg import cli\n"
+            "threading.Thread(target=time.sleep, args=(60,), name='livebg-matte',"
+            " daemon=True).start()\n"
+            "cli._setup_logging('info')\n"
+            "cli._leave_quickly(3)\n"
+            "print('returned')\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 3, p.stderr
+    assert "returned" not in p.stdout
+    assert "leaving with livebg-matte still running" in p.stderr

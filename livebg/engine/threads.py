@@ -103,13 +103,16 @@ class Engine:
     def output_alive(self) -> bool:
         return any(t.is_alive() for t in self.threads if t.name == "livebg-output")
 
-    def join(self, timeout: float = 0.6) -> bool:
+    def join(self, timeout: float = 3.0) -> bool:
         """Stop and wait for the threads; True when the sinks may be closed.
 
         The output thread gets up to ``OUTPUT_JOIN`` seconds: a sink is never
         closed while a write to it may still be running.
         """
         self.halt()
+        # 3 s: a stage notices the stop between frames, and one 720p frame took up to
+        # about 1 s of wall time on 2 cores under load 12 (0.6 s left the matte thread
+        # running into the interpreter's exit once).
         deadline = time.monotonic() + timeout
         for t in self.threads:
             wait = OUTPUT_JOIN if t.name == "livebg-output" else deadline - time.monotonic()
