@@ -578,6 +578,8 @@ def cmd_eval(args) -> int:
     _setup_logging("warning")
     overwrite = cfg.output.overwrite
     out = Path(args.out) if args.out else default_eval_out(args.data)
+    if not args.out:
+        out.parent.mkdir(exist_ok=True)  # ./livebg-eval, ours to make
     taken = [t for t in (out / "eval.json", out / "eval.png") if os.path.lexists(t)]
     if taken and not overwrite:
         raise UserError(f"{taken[0]} exists: use another --out folder or pass --overwrite")

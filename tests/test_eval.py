@@ -177,3 +177,13 @@ def test_default_out_is_one_folder_per_data_set(tmp_path, monkeypatch, capsys):
     (tmp_path / "livebg-eval" / "sample" / "eval.json").write_text("{}")
     assert main(["eval", "sample", "-q"]) == 2  # the same set again still asks
     assert "livebg-eval/sample/eval.json exists" in capsys.readouterr().err
+
+
+def test_default_out_folder_is_made_in_a_fresh_folder(tmp_path, monkeypatch, capsys):
+    """README walk: in a fresh folder `livebg eval DATA` must not ask for ./livebg-eval."""
+    (tmp_path / "empty").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert main(["eval", "empty", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" not in err and "livebg clips" in err, err
+    assert (tmp_path / "livebg-eval").is_dir()
