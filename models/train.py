@@ -87,7 +87,9 @@ class TrainOptions:
     their background) and of 16:9 crops
     (:func:`augment.make_view`); ``coarse_band``: ``mask`` or ``teacher``, the
     target inside the boundary band of the coarse (full-body) masks; ``clamp``
-    (0: off) clips the logits at +-clamp in the label BCE.
+    (0: off) clips the logits at +-clamp in the label BCE; ``wise``: the net
+    written is ``wise x trained + (1 - wise) x initial`` weights (WiSE-FT,
+    :func:`wise_ft`; 1: the trained weights as they are).
     """
 
     epochs: int = 5
@@ -107,6 +109,7 @@ class TrainOptions:
     wide: float = 0.35
     coarse_band: str = "mask"
     clamp: float = 0.0
+    wise: float = 1.0
 
 
 def sha256_file(path: Path) -> str:
@@ -288,6 +291,26 @@ def _fmt(s: dict[str, float]) -> str:
     return " ".join(f"{k} {v:.4f}" for k, v in s.items())
 
 
+def wise_ft(net: SelfieNet, init: Path, alpha: float) -> SelfieNet:
+    """A new net with weights ``alpha x net + (1 - alpha) x init`` (weight-space ensembling).
+
+    Interpolating a fine-tuned net back towards its initial weights keeps most
+    of the fine-tune's gain on data like the training data and much of the
+    initial net's robustness elsewhere (Wortsman et al., "Robust fine-tuning of
+    zero-shot models", 2022). Measured on six noisy clips made from the
+    validation photos (JPEG 75, sss, temporal on): IoU 0.852 for a fine-tuned
+    net (epoch 11, ``--clamp 6 --distill 1``), 0.901 for epoch 16 at
+    ``alpha=0.5``, 0.909 at 0.3, 0.931 for MediaPipe's landscape net.
+    """
+    if alpha >= 1.0:
+        return net
+    a = load_onnx_weights(SelfieNet(), init).state_dict()
+    b = net.state_dict()
+    out = SelfieNet()
+    out.load_state_dict({k: alpha * b[k] + (1 - alpha) * a[k] for k in a})
+    return out.train()
+
+
 def git_commit() -> str:
     """HEAD's commit, with ``-dirty`` when the training code (this folder's ``*.py``) differs."""
     try:
@@ -362,6 +385,29 @@ def write_val_dir(pairs, split, out: Path) -> None:
                     dst.symlink_to(src.resolve())
 
 
+def _net_and_optimiser(init: Path, opts: TrainOptions):
+    """The net from ``init`` (``opts.freeze`` prefixes frozen) and its Adam (per-tensor rates)."""
+    net = load_onnx_weights(SelfieNet(), init).train()
+    frozen = tuple(f for f in opts.freeze.split(",") if f)
+    for name, p in net.named_parameters():
+        p.requires_grad_(not name.startswith(frozen) if frozen else True)
+    optim = torch.optim.Adam([{"params": [p], "scale": max(0.01, float(p.detach().pow(2).mean()
+                                                                   .sqrt()))}
+                              for p in net.parameters() if p.requires_grad], lr=opts.lr)
+    return net, optim
+
+
+def _write_net(net: SelfieNet, args: argparse.Namespace, info: dict) -> None:
+    """Export ``net`` to ``args.out`` and record it (``info``) in ``args.manifest``."""
+    meta = {"license": "Apache-2.0", "source": "livebg models/train.py",
+            "init": args.init.name, "data_manifest_sha256": info["data_manifest_sha256"]}
+    data = export_onnx(net, args.init, args.out, meta,
+                       doc="livebg selfie segmentation: MediaPipe's landscape net "
+                           "fine-tuned and distilled by models/train.py")
+    update_manifest(args.manifest, manifest_entry(data, args.out, info))
+    log.info("wrote %s (best val boundary IoU so far)", args.out)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     args = parse_args(argv)
@@ -383,14 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     val_views = [make_view(s, train, vrng, NET_W, NET_H, augment=False) for s in val]
     noisy_views = [make_view(s, val, vrng, NET_W, NET_H, augment=True, canvas_bg="photo")
                    for s in val]
-    net = load_onnx_weights(SelfieNet(), args.init).train()
+    net, optim = _net_and_optimiser(args.init, opts)
     teacher = Teacher(args.init) if opts.distill > 0 else None
-    frozen = tuple(f for f in opts.freeze.split(",") if f)
-    for name, p in net.named_parameters():
-        p.requires_grad_(not name.startswith(frozen) if frozen else True)
-    optim = torch.optim.Adam([{"params": [p], "scale": max(0.01, float(p.detach().pow(2).mean()
-                                                                   .sqrt()))}
-                              for p in net.parameters() if p.requires_grad], lr=opts.lr)
     steps_per_epoch = opts.steps or max(1, len(train) // opts.batch)
     total = steps_per_epoch * opts.epochs
     state = {"epoch": 0, "best": -1.0, "wall": 0.0, "history": []}
@@ -435,18 +475,15 @@ def main(argv: list[str] | None = None) -> int:
                         {"epoch": str(epoch + 1)})
         if s["boundary_iou"] > state["best"]:
             state["best"] = s["boundary_iou"]
-            info = {"init": args.init.name, "script": "models/train.py", "commit": commit,
-                    "options": asdict(opts), "epoch": epoch + 1, "steps": step + 1,
-                    "wall_s": round(state["wall"]), "threads": args.threads,
-                    "data_manifest": args.data_manifest.name, "data_manifest_sha256": data_hash,
-                    "val_before": base, "val": s, "torch": torch.__version__}
-            meta = {"license": "Apache-2.0", "source": "livebg models/train.py",
-                    "init": args.init.name, "data_manifest_sha256": data_hash}
-            data = export_onnx(net, args.init, args.out, meta,
-                               doc="livebg selfie segmentation: MediaPipe's landscape net "
-                                   "fine-tuned and distilled by models/train.py")
-            update_manifest(args.manifest, manifest_entry(data, args.out, info))
-            log.info("wrote %s (best val boundary IoU so far)", args.out)
+            written = wise_ft(net, args.init, opts.wise)
+            s_written = s if written is net else _val_scores(written, val, val_views, noisy_views)
+            _write_net(written, args, {
+                "init": args.init.name, "script": "models/train.py", "commit": commit,
+                "options": asdict(opts), "epoch": epoch + 1, "steps": step + 1,
+                "wall_s": round(state["wall"]), "threads": args.threads,
+                "data_manifest": args.data_manifest.name, "data_manifest_sha256": data_hash,
+                "val_before": base, "val": s_written, "val_trained": s,
+                "torch": torch.__version__})
         torch.save({"net": net.state_dict(), "optim": optim.state_dict(), "state": state},
                    args.checkpoint)
     return 0
