@@ -114,8 +114,26 @@ def _mirror_tile(band: np.ndarray, reps: tuple[int, int]) -> np.ndarray:
     return np.concatenate([row if r % 2 == 0 else row[::-1] for r in range(reps[0])], 0)
 
 
+def _photo_background(pool: list[Sample], rng: np.random.Generator,
+                      size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Another training photo, people and all, as a background of ``size`` (w, h).
+
+    A random 16:9 crop of it (its upper part for a full-body photo, as
+    :func:`_wide` frames them), with its mask: whoever is in it stays a person in
+    the label. Returns (BGR uint8 (h, w, 3), float32 (h, w) mask in [0, 1]).
+    """
+    b = pool[int(rng.integers(len(pool)))]
+    img, m = _wide(b, rng) if b.kind != "portraits" else _photo(b, rng)
+    img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    m = cv2.resize(m.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    return img, m
+
+
 def _canvas(s: Sample, pool: list[Sample], rng: np.random.Generator,
-            size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+            size: tuple[int, int], bg: str = "tile") -> tuple[np.ndarray, np.ndarray]:
+    """``s``'s person pasted into a 16:9 frame of ``size``; ``bg``: ``tile`` (a
+    person-free band of another photo, mirror-tiled) or ``photo`` (another whole
+    photo, its people labelled too, see :func:`_photo_background`)."""
     cw, ch = size
     low = 0.7 if s.kind == "portraits" else 0.45  # portraits are head crops already
     scale = rng.uniform(low, 1.0) * ch / s.mask.shape[0]
@@ -124,14 +142,19 @@ def _canvas(s: Sample, pool: list[Sample], rng: np.random.Generator,
     m = cv2.resize(s.mask.astype(np.float32), (pw, ph), interpolation=cv2.INTER_AREA)
     x0 = int(rng.integers(-pw // 4, cw - 3 * pw // 4 + 1))
     y0 = ch - ph if s.kind == "portraits" else int(rng.integers(0, ch - ph + 1))
-    bg = _background(pool, rng, size).astype(np.float32)
-    label = np.zeros((ch, cw), np.float32)
+    if bg == "photo":
+        bg_img, label = _photo_background(pool, rng, size)
+        bg_img = bg_img.astype(np.float32)
+    else:
+        bg_img, label = _background(pool, rng, size).astype(np.float32), np.zeros((ch, cw),
+                                                                                 np.float32)
     xs, xe = max(0, x0), min(cw, x0 + pw)
     a = cv2.GaussianBlur(m, (0, 0), 0.7)[:, xs - x0:xe - x0, None]
-    region = bg[y0:y0 + ph, xs:xe]
-    bg[y0:y0 + ph, xs:xe] = a * fg[:, xs - x0:xe - x0] + (1 - a) * region
-    label[y0:y0 + ph, xs:xe] = m[:, xs - x0:xe - x0]
-    return bg.astype(np.uint8), label
+    region = bg_img[y0:y0 + ph, xs:xe]
+    bg_img[y0:y0 + ph, xs:xe] = a * fg[:, xs - x0:xe - x0] + (1 - a) * region
+    under = label[y0:y0 + ph, xs:xe]
+    label[y0:y0 + ph, xs:xe] = np.maximum(m[:, xs - x0:xe - x0], under * (1 - a[..., 0]))
+    return bg_img.astype(np.uint8), label
 
 
 def _photometric(img: np.ndarray, label: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -180,19 +203,25 @@ def boundary_band(label: np.ndarray, d: int = BAND_PX) -> np.ndarray:
 
 
 def make_view(s: Sample, pool: list[Sample], rng: np.random.Generator, w: int, h: int,
-              augment: bool = True) -> View:
-    """One view of ``s`` at the net size ``w`` x ``h``; ``augment=False`` is the plain photo."""
+              augment: bool = True, canvas: float = 0.3, canvas_bg: str = "tile",
+              wide: float = 0.35) -> View:
+    """One view of ``s`` at the net size ``w`` x ``h``; ``augment=False`` is the plain photo.
+
+    ``canvas`` and ``wide`` are the shares of composites and of 16:9 crops (the
+    rest is ``photo``), ``canvas_bg`` the composites' background (see
+    :func:`_canvas`).
+    """
     if not augment:
         img, m = s.image, s.mask.astype(np.float32)
     else:
         sensor = (3 * w // 2, 3 * h // 2)
-        r = rng.random()
-        if r < 0.35 or (r < 0.7 and s.kind == "portraits"):
+        r, photo = rng.random(), 1 - canvas - wide
+        if r < photo or (r < 1 - canvas and s.kind == "portraits"):
             img, m = _photo(s, rng)
-        elif r < 0.7 and s.kind != "portraits":  # portraits: this share goes to photo
+        elif r < 1 - canvas and s.kind != "portraits":  # portraits: this share goes to photo
             img, m = _wide(s, rng)
         else:
-            img, m = _canvas(s, pool, rng, sensor)
+            img, m = _canvas(s, pool, rng, sensor, canvas_bg)
         img = cv2.resize(img, sensor, interpolation=cv2.INTER_AREA)
         m = cv2.resize(m.astype(np.float32), sensor, interpolation=cv2.INTER_AREA)
         if rng.random() < 0.5:
