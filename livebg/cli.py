@@ -903,7 +903,15 @@ def main(argv: list[str] | None = None) -> int:
     from livebg.offline.decode import OfflineError
 
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            # `ctl snapshot --overwrite FILE`: argparse stops filling ARG... at a flag.
+            if getattr(args, "func", None) is cmd_ctl and not any(
+                    e.startswith("-") for e in extra):
+                args.args += extra
+            else:
+                parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except BrokenPipeError:  # `livebg run --help | head`
         return _quiet_pipe()
     try:

@@ -5,6 +5,7 @@ import sys
 
 import cv2
 import numpy as np
+import pytest
 
 from livebg.cli import background_overrides, main
 
@@ -133,3 +134,16 @@ def test_run_leaves_at_once_when_a_stage_thread_lingers():
     assert p.returncode == 3, p.stderr
     assert "returned" not in p.stdout
     assert "leaving with livebg-matte still running" in p.stderr
+
+
+def test_ctl_takes_its_flags_before_the_file_too(tmp_path, capsys):
+    """`ctl snapshot --overwrite FILE` (flag first) reaches the daemon's socket, as
+    `ctl snapshot FILE --overwrite` does; argparse alone refused the file name."""
+    sock = str(tmp_path / "none.sock")
+    for argv in (["ctl", "snapshot", "--overwrite", str(tmp_path / "s.png"), "--socket", sock],
+                 ["ctl", "snapshot", str(tmp_path / "s.png"), "--overwrite", "--socket", sock]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "not running" in err and "unrecognized" not in err, err
+    with pytest.raises(SystemExit):
+        main(["ctl", "status", "--bogus"])
