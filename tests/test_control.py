@@ -514,3 +514,38 @@ def test_ctl_usage_errors_share_one_wording_and_exit_2(daemon, capsys):
     assert capsys.readouterr().err.startswith("livebg: error: usage: livebg ctl set")
     assert main(["ctl", "--json", "get", "nonexist.key"]) == 2
     assert json.loads(capsys.readouterr().out)["ok"] is False
+
+
+def test_the_tray_s_daemon_log_is_never_written_through_a_link_or_a_fifo(tmp_path):
+    """Issue 11: daemon.log (the tray's `livebg run` output) is opened like the lock:
+    created 0600, appended to, never through a symlink, never a FIFO."""
+    from livebg.system.safepaths import UnsafePath, open_log
+
+    run = tmp_path / "run"
+    log_file = run / "daemon.log"
+    fd = open_log(log_file)
+    os.write(fd, b"one\n")
+    os.close(fd)
+    fd = open_log(log_file)
+    os.write(fd, b"two\n")
+    os.close(fd)
+    assert log_file.read_bytes() == b"one\ntwo\n"
+    assert stat.S_IMODE(os.stat(log_file).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(run).st_mode) == 0o700
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine")
+    log_file.unlink()
+    log_file.symlink_to(victim)
+    with pytest.raises(UnsafePath, match="symbolic link"):
+        open_log(log_file)
+    assert victim.read_text() == "mine"
+    log_file.unlink()
+    os.mkfifo(log_file)
+    with pytest.raises(UnsafePath, match="cannot open the log"):
+        open_log(log_file)  # no reader: refused at once, never blocks
+    reader = os.open(log_file, os.O_RDONLY | os.O_NONBLOCK)  # someone holds it open
+    try:
+        with pytest.raises(UnsafePath, match="is a FIFO, not a log of yours"):
+            open_log(log_file)
+    finally:
+        os.close(reader)

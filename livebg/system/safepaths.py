@@ -175,6 +175,32 @@ def open_lock(path: Path) -> int:
     return fd
 
 
+def open_log(path: Path) -> int:
+    """Open ``path`` for appending (created 0600 in a :func:`private_dir`): never through a
+    symlink, never a FIFO or device, never another user's file.
+
+    Returns the descriptor (``O_CLOEXEC``). Raises :class:`UnsafePath` otherwise.
+    """
+    path = Path(path)
+    private_dir(path.parent)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UnsafePath(f"{path} is a symbolic link: livebg does not follow links for its "
+                             "log; remove it") from None
+        raise UnsafePath(f"{path}: cannot open the log ({e.strerror})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+        os.close(fd)
+        what = _kind(st.st_mode) if not stat.S_ISREG(st.st_mode) else \
+            f"file of {_owner(st.st_uid)}"
+        raise UnsafePath(f"{path} is a {what}, not a log of yours: remove it")
+    os.set_blocking(fd, True)
+    return fd
+
+
 def check_new_file(path: Path, *, overwrite: bool = False) -> Path:
     """Raise :class:`UnsafePath` unless ``data`` may be written at ``path``.
 

@@ -230,10 +230,15 @@ class DaemonLink:
             self._unit_started = True
             how = f"starting livebg with systemctl --user start {autostart.UNIT}"
         else:
+            from livebg.system.safepaths import UnsafePath, open_log
+
             log_path = self.log_path()
-            log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            try:
+                fd = open_log(log_path)
+            except UnsafePath as e:
+                raise LinkError(str(e)) from None
             cmd = [sys.executable, "-m", "livebg", "run", *(extra_args or [])]
-            with open(log_path, "ab") as out:
+            with os.fdopen(fd, "ab") as out:
                 self._log_from = out.tell()
                 self._child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
                                                stderr=subprocess.STDOUT,
