@@ -166,7 +166,7 @@ def _random_tracks(rng, h=72, w=128, n=5):
     return labels
 
 
-def test_halo_kernel_is_cv2_erode_with_the_ellipse_and_1_near_the_main_person():
+def test_halo_kernel_is_cv2_erode_with_the_ellipse_and_1_next_to_the_main_person():
     from livebg.stages.subject import _element_half, _halo
 
     rng = np.random.default_rng(4)
@@ -184,7 +184,7 @@ def test_halo_kernel_is_cv2_erode_with_the_ellipse_and_1_near_the_main_person():
             if main:
                 square = np.ones((2 * keep + 1, 2 * keep + 1), np.uint8)
                 near = cv2.dilate((labels == main).astype(np.uint8), square) > 0
-                want = np.where(near, np.float32(1), want)
+                want = np.where(comp > 0, own, np.where(near, np.float32(1), want))
             x0, y0 = int(rng.integers(0, 100)), int(rng.integers(0, 60))
             box = (x0, y0, int(rng.integers(x0 + 1, 129)), int(rng.integers(y0 + 1, 73)))
             out = np.empty((box[3] - box[1], box[2] - box[0]), np.float32)

@@ -28,9 +28,12 @@ the refiner, and fades out the people who are not the user:
 5. Weights: the main person 1 at once (never cut); companions fade in, others
    fade out by ``1 / fade_frames`` per frame (no pop). Tracks that appear
    after the first frame start at 0, so a passer-by entering the frame is
-   never shown. Each pixel gets the weight of the track of the nearest mask
-   pixel, so the soft edge around a faded person fades with them; the
-   probability is multiplied by it.
+   never shown. Pixels off every blob take the lowest weight within
+   ``halo_px``, so the soft edge around a faded person fades with them;
+   but those within ``keep_px`` of the main person's mask have weight 1: that
+   soft edge is the main person's own (the weights are resized bilinearly,
+   and a passer-by a few pixels away used to cut it). The probability is
+   multiplied by the weights.
 
 All state lives in one :class:`SubjectState`; :meth:`SubjectFilter.reset`
 forgets it (new camera, new clip, scene cut).
@@ -366,8 +369,8 @@ def _remember(labels, main, age, last):
 @njit(cache=True, nogil=True)
 def _halo(labels, comp, lut, box, half, main, keep, out):
     """The weights on ``box`` (x0, y0, x1, y1): ``lut[labels]`` on blob pixels, elsewhere its
-    least value under the structuring element centred there (cv2.erode's result); but 1
-    within ``keep`` pixels (Chebyshev) of track ``main``'s pixels, whatever is there.
+    least value under the structuring element centred there (cv2.erode's result), or 1
+    within ``keep`` pixels (Chebyshev) of track ``main``'s pixels.
 
     half: int64 (2r + 1,), row i of the element spans columns -half[i]..half[i]
     around the centre (-1: an empty row). out: float32 (y1 - y0, x1 - x0).
@@ -429,7 +432,7 @@ def _halo(labels, comp, lut, box, half, main, keep, out):
             a, b = b, a
         dst, blob, mine = out[y - y0], comp[y, x0:x1], own[y - ry0, a_max:a_max + bw]
         for k in range(bw):
-            dst[k] = 1.0 if kept[k] else (mine[k] if blob[k] > 0 else a[k])
+            dst[k] = mine[k] if blob[k] > 0 else (1.0 if kept[k] else a[k])
 
 
 def _chamfer_steps() -> tuple[np.float32, np.float32, np.float32]:
@@ -519,13 +522,13 @@ class SubjectOptions:
             theirs in a blob shared with someone else (a weak, flickering arm
             next to a passer-by).
         halo_px: pixels farther than this from every blob are left as they are.
-        keep_px: the weight is 1 within this many pixels (Chebyshev) of the main
-            person's mask, whoever is there: their edge at full size reaches
-            into the grid pixels next to their mask (a pixel half theirs has a
-            mean under the threshold, so it is on no blob), and the bilinear
-            resize of the weights reads one pixel further. With 1, a passer-by
-            3-6 px away (the halo's reach) still cut their edge, 0.2 % of them
-            (the crowd clip ``cross``).
+        keep_px: pixels on no blob within this many pixels (Chebyshev) of the
+            main person's mask have weight 1, whatever faded person is near:
+            their edge at full size reaches into the grid pixels next to their
+            mask (a pixel half theirs has a mean under the threshold, so it is
+            on no blob), and the bilinear resize of the weights reads one pixel
+            further. With the halo's weight there, a passer-by 3-6 px away cut
+            0.23 % of the main person (a crowd clip ``cross``).
     """
 
     grid: int = 2
@@ -853,7 +856,8 @@ class SubjectFilter:
         """Weights: each blob's track weight on its pixels, spread ``halo_px`` around faded ones.
 
         Pixels off every blob take the lowest weight within ``halo_px`` (the soft
-        edge around a faded person fades with them); blob pixels keep their own.
+        edge around a faded person fades with them); blob pixels keep their own;
+        those off-blob pixels within ``keep_px`` of the main person have 1.
         Returns None when nothing is faded, else float32 weights on the box
         (x0, y0, x1, y1) of the grid around the faded people; 1 outside it.
         """
