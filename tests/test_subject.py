@@ -166,25 +166,30 @@ def _random_tracks(rng, h=72, w=128, n=5):
     return labels
 
 
-def test_halo_kernel_is_cv2_erode_with_the_ellipse():
+def test_halo_kernel_is_cv2_erode_with_the_ellipse_and_1_next_to_the_main_person():
     from livebg.stages.subject import _element_half, _halo
 
     rng = np.random.default_rng(4)
     for r in (0, 3, 6):
         half = _element_half(r)
         ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-        for _ in range(20):
+        for i in range(30):
             labels = _random_tracks(rng)
             comp = (labels > 0).astype(np.int32)
             lut = np.ones(8, np.float32)
             lut[1:6] = rng.choice([0.0, 0.2, 0.6, 1.0], 5)
             own = lut[labels]
             want = np.where(comp > 0, own, cv2.erode(own, ellipse))
+            main, keep = (0, 2) if i % 3 == 0 else (int(rng.integers(1, 6)), i % 4)
+            if main:
+                square = np.ones((2 * keep + 1, 2 * keep + 1), np.uint8)
+                near = cv2.dilate((labels == main).astype(np.uint8), square) > 0
+                want = np.where(comp > 0, own, np.where(near, np.float32(1), want))
             x0, y0 = int(rng.integers(0, 100)), int(rng.integers(0, 60))
             box = (x0, y0, int(rng.integers(x0 + 1, 129)), int(rng.integers(y0 + 1, 73)))
             out = np.empty((box[3] - box[1], box[2] - box[0]), np.float32)
-            _halo(labels, comp, lut, box, half, out)
-            assert np.array_equal(out, want[box[1]:box[3], box[0]:box[2]]), (r, box)
+            _halo(labels, comp, lut, box, half, main, keep, out)
+            assert np.array_equal(out, want[box[1]:box[3], box[0]:box[2]]), (r, box, main, keep)
 
 
 def test_grown_kernel_is_cv2_dilate_on_the_blobs():
@@ -272,3 +277,21 @@ def test_margin_test_without_a_distance_map_matches_the_distance_transform(margi
         _resolve(comp, 2, box, split, dist, m, 1, want)
         _resolve_near(comp, 2, box, split, prev, 1, side <= m, corner <= m, got)
         assert (open_ < 0).any() and np.array_equal(got, want)
+
+
+def test_passer_by_crossing_close_behind_never_cuts_the_main_persons_edge():
+    # The main person's right edge (column 170) half covers a working-grid pixel (columns
+    # 170-171 at grid 2), whose mean is under the threshold: it is off every blob. A passer-by
+    # who walks in from the right, along and behind them and out on the left must not take
+    # that edge with them (the old halo gave it the passer-by's weight 0, and the weight's
+    # bilinear resize then cut column 170: 0.95 * 0.25), and must still be faded away from them.
+    f = SubjectFilter()
+    main = blob(144, 256, 90, 171, 30, 144)
+    for _ in range(20):
+        f.update(main)
+    for x in range(244, 60, -2):  # one grid pixel a frame
+        p = np.maximum(main, blob(144, 256, x, min(256, x + 12), 50, 90))
+        o = f.update(p)
+        assert (o[30:144, 90:171] > 0.5).all(), x  # nothing of the main person cut
+        if x >= 171 + 8:  # 4 grid pixels clear of the main person, entering: never shown
+            assert float(o[70, x + 6]) == 0.0, x
