@@ -442,9 +442,10 @@ def format_table(result: EvalResult, *, max_rows: int | None = None) -> str:
     s = result.settings
     lines.append(f"{result.summary['items']} {result.kind}, {result.summary['frames']} frames; "
                  f"model {s.get('model', '?')}, refine {s.get('refine', '?')}, "
-                 f"temporal {s.get('temporal', '?')}, subject {s.get('subject', '?')}"
+                 f"temporal {s.get('temporal', '?')}"
                  + (f" ({result.summary['ms_temporal']:.2f} ms/frame)"
-                    if math.isfinite(result.summary.get("ms_temporal", math.nan)) else ""))
+                    if math.isfinite(result.summary.get("ms_temporal", math.nan)) else "")
+                 + f", subject {s.get('subject', '?')}")
     if max_rows is not None and len(result.items) > max_rows:
         lines.append(f"(the {max_rows} worst of {len(result.items)} by boundary IoU; "
                      "all of them are in the JSON)")
