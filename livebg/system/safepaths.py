@@ -152,51 +152,44 @@ def check_socket_path(path: Path) -> bool:
     return True
 
 
+def _open_own_file(path: Path, flags: int, what: str) -> int:
+    """``os.open(path, flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0o600)``,
+    kept only when it is a regular file of this user; ``what`` names it in the errors."""
+    flags |= os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UnsafePath(f"{path} is a symbolic link: livebg does not follow links for its "
+                             f"{what}; remove it") from None
+        raise UnsafePath(f"{path}: cannot open the {what} ({e.strerror})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+        os.close(fd)
+        kind = _kind(st.st_mode) if not stat.S_ISREG(st.st_mode) else \
+            f"file of {_owner(st.st_uid)}"
+        raise UnsafePath(f"{path} is a {kind}, not a {what} of yours: remove it")
+    return fd
+
+
 def open_lock(path: Path) -> int:
     """Open (create, mode 0600) the lock file ``path``: never through a symlink, never a FIFO.
 
     Returns the descriptor (``O_CLOEXEC``). Raises :class:`UnsafePath` when the
     name is a symlink or anything but a regular file of this user.
     """
-    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-    try:
-        fd = os.open(path, flags, 0o600)
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise UnsafePath(f"{path} is a symbolic link: livebg does not follow links for its "
-                             "lock file; remove it") from None
-        raise UnsafePath(f"{path}: cannot open the lock file ({e.strerror})") from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
-        os.close(fd)
-        what = _kind(st.st_mode) if not stat.S_ISREG(st.st_mode) else \
-            f"file of {_owner(st.st_uid)}"
-        raise UnsafePath(f"{path} is a {what}, not a lock file of yours: remove it")
-    return fd
+    return _open_own_file(path, os.O_RDWR, "lock file")
 
 
 def open_log(path: Path) -> int:
     """Open ``path`` for appending (created 0600 in a :func:`private_dir`): never through a
     symlink, never a FIFO or device, never another user's file.
 
-    Returns the descriptor (``O_CLOEXEC``). Raises :class:`UnsafePath` otherwise.
+    Returns the descriptor (``O_CLOEXEC``, blocking). Raises :class:`UnsafePath` otherwise.
     """
     path = Path(path)
     private_dir(path.parent)
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-    try:
-        fd = os.open(path, flags, 0o600)
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise UnsafePath(f"{path} is a symbolic link: livebg does not follow links for its "
-                             "log; remove it") from None
-        raise UnsafePath(f"{path}: cannot open the log ({e.strerror})") from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
-        os.close(fd)
-        what = _kind(st.st_mode) if not stat.S_ISREG(st.st_mode) else \
-            f"file of {_owner(st.st_uid)}"
-        raise UnsafePath(f"{path} is a {what}, not a log of yours: remove it")
+    fd = _open_own_file(path, os.O_WRONLY | os.O_APPEND, "log")
     os.set_blocking(fd, True)
     return fd
 
