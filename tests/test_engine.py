@@ -287,6 +287,20 @@ def test_a_batch_resets_once_and_processes_every_frame(clip, monkeypatch):
     assert d.stats.frames == 20
 
 
+def test_the_engine_runs_opencv_on_its_own_threads_only(clip):
+    """OpenCV's pool on top of the engine's threads costs CPU (see one_opencv_thread)."""
+    import cv2
+
+    cv2.setNumThreads(2)
+    try:
+        d = Daemon(base_cfg(clip), control=False, watch_config=False,
+                   source_factory=lambda cfg, live: TaggedSource(0, 3))
+        assert d.run() == 0
+        assert cv2.getNumThreads() == 1
+    finally:
+        cv2.setNumThreads(1)
+
+
 class CardSink(NullSink):
     """Remembers the last frame it was given and how many."""
 
