@@ -350,6 +350,41 @@ def test_tracked_eigenvectors():
     assert np.abs(fit - target).mean() < 0.02
 
 
+def test_the_deadband_makes_faint_alpha_exact_and_keeps_the_middle():
+    """apply_coefficients: values within d of 0 or 1 become exactly 0 or 1, the
+    middle is stretched continuously (0.5 stays 0.5), nothing moves by more than d."""
+    from livebg.stages.refine.guided import apply_coefficients
+
+    img = np.zeros((8, 64, 3), np.uint8)
+    coef = np.zeros((2, 16, 4), np.float32)
+    coef[..., 3] = np.linspace(-0.1, 1.1, 16, dtype=np.float32)[None, :]  # b only: q = b
+    plain = apply_coefficients(img, coef)
+    d = 1 / 64
+    band = apply_coefficients(img, coef, deadband=d)
+    assert np.all(band[plain <= d] == 0.0) and np.all(band[plain >= 1 - d] == 1.0)
+    assert np.abs(band - plain).max() <= d + 1e-6
+    mid = (plain > 0.3) & (plain < 0.7)
+    assert np.allclose(band[mid] - 0.5, (plain[mid] - 0.5) / (1 - 2 * d), atol=1e-5)
+    assert np.all(np.diff(band, axis=1) >= -1e-6), "not monotone: the ramp must stay continuous"
+    with pytest.raises(ValueError):
+        apply_coefficients(img, coef, deadband=0.5)
+
+
+def test_refined_alpha_has_no_faint_haze_on_a_noisy_frame():
+    """The refiners' default deadband: sensor noise around a sure mask leaves no
+    faint values (the guided fit follows the noise; each such pixel is a blend)."""
+    rng = np.random.default_rng(3)
+    img = np.full((360, 640, 3), 90, np.uint8)
+    img[:, :300] = 200
+    img = np.clip(img + rng.normal(0, 3, img.shape), 0, 255).astype(np.uint8)
+    prob = np.zeros((36, 64), np.float32)
+    prob[:, :30] = 1.0
+    for mode in ("guided", "sss"):
+        a = make_runtime_refiner(mode).refine(img, prob)
+        faint = (a > 0) & (a < 0.01) | (a > 0.99) & (a < 1)
+        assert np.count_nonzero(faint) < 0.001 * a.size, mode
+
+
 def test_sss_beats_none_on_dev_photos(portraits):
     from livebg.eval.metrics import boundary_iou, iou
     from livebg.stages.segment import Segmenter

@@ -232,6 +232,35 @@ def test_full_resolution_step_holds_still_places_and_passes_moving_ones():
     assert np.array_equal(out >= 0.5, full2 >= 0.5)
 
 
+def test_full_resolution_step_never_holds_faint_haze_only_flicker():
+    """Still image: a faint trail (0.03) where the refiner now says 0 is dropped at
+    once; the refiner's flicker near 0 or 1 settles on the surer value; a soft
+    edge's flicker is held as before."""
+    rng = np.random.default_rng(8)
+    bg = _texture()
+    f = TemporalFilter(alpha_tol=0.1)
+    img, mask = _scene(60.0, bg, rng)
+    f.update_probability(mask, img)
+    first = np.zeros(FRAME, np.float32)
+    first[:, :20] = 0.03   # faint haze left by the refiner
+    first[:, 20:40] = 0.0  # clean background
+    first[:, 40:60] = 0.5  # a soft edge
+    first[:, 60:80] = 0.99  # nearly sure person
+    f.update(first, img)
+    img, _ = _scene(60.0, bg, rng)
+    f.update_probability(mask, img)
+    now = first.copy()
+    now[:, :20] = 0.0     # the haze is gone from the refiner's alpha
+    now[:, 20:40] = 0.02  # flicker up from 0
+    now[:, 40:60] = 0.53  # flicker of the soft edge
+    now[:, 60:80] = 1.0
+    out = f.update(now, img)
+    assert np.all(out[:, :20] == 0.0), "faint haze held"
+    assert np.all(out[:, 20:40] == 0.0), "flicker near 0 not held at the surer value"
+    assert np.all(out[:, 40:60] == 0.5), "a soft edge's flicker no longer held"
+    assert np.all(out[:, 60:80] == 1.0)
+
+
 SURE = 10  # TemporalFilter's default scene_frames
 
 

@@ -72,7 +72,11 @@ def _hold(alpha, prev, tol_rows, slack, span, out):
     x; the y interpolation (bilinear, cv2's half-pixel convention) is done
     here, so no full-resolution temporary is made. The tolerance is at most
     ``slack + span * (1 - |2 alpha - 1|)``: a sure alpha (near 0 or 1) is held
-    only within ``slack`` of itself.
+    only within ``slack`` of itself. Where both alpha and prev lie within
+    ``slack`` of 0 (of 1), the held value is the nearer one to 0 (to 1): haze
+    is never held, only the refiner's flicker. (Holding prev there kept the
+    faint trail of a moving person: on the sample at 720p, 22 % of the frame
+    between 0.002 and 0.05 after the hold against 7 % before it.)
     """
     hh, ww = alpha.shape
     h = tol_rows.shape[0]
@@ -89,7 +93,9 @@ def _hold(alpha, prev, tol_rows, slack, span, out):
             a = alpha[i, j]
             b = prev[i, j]
             room = slack + span * (1.0 - abs(2.0 * a - 1.0))
-            out[i, j] = b if abs(a - b) < min(tol, room) else a
+            v = min(a, b) if max(a, b) < slack else b
+            v = max(a, b) if min(a, b) > 1.0 - slack else v
+            out[i, j] = v if abs(a - b) < min(tol, room) else a
     return out
 
 

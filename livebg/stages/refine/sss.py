@@ -102,8 +102,9 @@ class SSSOptions:
         gamma: confidence exponent, c = |2p - 1|^gamma.
         iters: CG steps from a cold start.
         warm_iters: CG steps when warm-started from the previous frame.
-        radius, eps, color: the final fast guided filter (radius in pixels of
-            the ``long_side`` copy).
+        radius, eps, color, deadband: the final fast guided filter (radius
+            in pixels of the ``long_side`` copy; deadband as in
+            :class:`~livebg.stages.refine.guided.GuidedOptions`).
     """
 
     superpixels: str = "grid"
@@ -130,6 +131,7 @@ class SSSOptions:
     radius: int = 1
     eps: float = 1e-3
     color: bool = True
+    deadband: float = 1 / 64
 
     def __post_init__(self):
         if self.superpixels not in SUPERPIXELS:
@@ -219,7 +221,8 @@ class SSSRefiner:
 
         a_guide = a if nsize == gsize else cv2.resize(a, gsize, interpolation=cv2.INTER_LINEAR)
         alpha = fast_guided_filter(image, guide, a_guide, radius=self.opt.radius,
-                                   eps=self.opt.eps, color=self.opt.color, ws=self._ws)
+                                   eps=self.opt.eps, color=self.opt.color, ws=self._ws,
+                                   deadband=self.opt.deadband)
         t["upsample"] = (time.perf_counter() - t3) * 1e3
         self._t = t
         return alpha
@@ -284,7 +287,7 @@ class SSSRefiner:
         a_px = self._to_pixels(a, labels, lab, cen, gy, gx, m2)
         a_g = a_px if gsize == wsize else _shrink(a_px, gsize)
         alpha = fast_guided_filter(image, guide, a_g, radius=self.opt.radius, eps=self.opt.eps,
-                                   color=self.opt.color, ws=self._ws)
+                                   color=self.opt.color, ws=self._ws, deadband=self.opt.deadband)
         t["upsample"] = (time.perf_counter() - t4) * 1e3
         self._t = t
         return alpha
