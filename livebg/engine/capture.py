@@ -266,7 +266,8 @@ class Capture:
             self.close_source()
             log.info("camera released (%s)", self._hold_text)
         self.state = "paused"
-        self._wake.wait(0.1)
+        # A hold change, a reopen or a stop sets _wake: no need to look more often.
+        self._wake.wait(1.0)
         self._wake.clear()
 
     def _retry_later(self, error: BaseException | str) -> None:

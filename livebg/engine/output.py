@@ -13,6 +13,7 @@ never sees a dead device.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from typing import Callable
@@ -28,6 +29,20 @@ log = logging.getLogger(__name__)
 CARD_TEXT = {"unavailable": "camera unavailable - reconnecting",
              "paused": "livebg paused",
              "starting": "starting camera"}
+
+
+IDLE_WAIT = 1.0  # longest sleep between looks at the slot (a stop wakes it at once)
+
+
+def _fill_in_wait(state: str, period: float) -> float:
+    """Seconds without a new frame before a fill-in frame is sent, in engine ``state``.
+
+    Nobody watching (idle): once a second, which keeps a consumer that opens
+    the device from timing out; running: after 2.5 frame periods (a late
+    frame, not a stall); else (paused, unavailable, starting) at the camera's
+    rate.
+    """
+    return 1.0 if state == "idle" else 2.5 * period if state == "running" else period
 
 
 def wants_alpha(sink) -> bool:
@@ -117,7 +132,10 @@ class Output:
         period = 1.0 / max(1.0, self.fps)
         last_write = time.monotonic()
         while True:
-            item = q.get(min(0.05, period))
+            # Sleep until the next fill-in frame would be due (a frame, END or a
+            # stop wakes it sooner): about once a second while nobody watches.
+            due = last_write + _fill_in_wait(state(), period) if live() else math.inf
+            item = q.get(min(IDLE_WAIT, max(0.002, due - time.monotonic())))
             if item is END:
                 return
             if item is None:
@@ -134,7 +152,7 @@ class Output:
     def _fill_in_due(self, st: str, period: float, last_write: float) -> float:
         """Send a fill-in frame when none came for a while; returns the new last write time."""
         now = time.monotonic()
-        wait = 1.0 if st == "idle" else 2.5 * period if st == "running" else period
+        wait = _fill_in_wait(st, period)
         if now - last_write >= wait:
             self.fill_in(st)
             return now if now - last_write > 2 * wait else last_write + wait

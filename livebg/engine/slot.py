@@ -50,6 +50,7 @@ class Work:
 
 
 END = object()  # the end of a batch: passed from stage to stage, then ends the output
+_WAKE = object()  # put by Slot.wake: a waiting get returns None at once
 
 
 class Slot:
@@ -83,8 +84,19 @@ class Slot:
         return False
 
     def get(self, timeout: float):
-        """The next item, or None after ``timeout`` seconds without one."""
+        """The next item, or None after ``timeout`` seconds without one or after :meth:`wake`."""
         try:
-            return self.q.get(timeout=timeout)
+            item = self.q.get(timeout=timeout)
         except queue.Empty:
             return None
+        return None if item is _WAKE else item
+
+    def wake(self) -> None:
+        """Make a waiting :meth:`get` return None now (the engine is stopping).
+
+        A slot that is full has no waiting reader, so nothing is put there.
+        """
+        try:
+            self.q.put_nowait(_WAKE)
+        except queue.Full:
+            pass
