@@ -43,10 +43,10 @@ def one_opencv_thread() -> None:
 
     The engine's four threads already keep the cores busy; OpenCV's own pool
     on top of them adds hand-offs and spinning, not speed. Measured on the
-    2-core test machine, the paced bench's work serially (``measure_cpu``,
-    1280x720, defaults): 44-46 CPU ms a frame with OpenCV's default pool, 33-39
-    with one thread; the paced daemon 137 % -> 120 % of one core, unthrottled
-    46-49 -> 49-50 frames/s.
+    2-core test machine (1280x720, defaults), alternating runs: the paced
+    daemon 123-128 % -> 110-115 % of one core (the pool's own threads; the
+    engine threads' CPU stayed the same, p95 latency within noise), the
+    bench's serial run (``measure_cpu``) 40-45 -> 33-35 CPU ms a frame.
     """
     import cv2
 
