@@ -9,7 +9,8 @@ Two steps, both gated by where the image is still:
 2. :meth:`TemporalFilter.update`, on the refined full-resolution alpha: where
    the image is still and the alpha changed by less than ``alpha_tol``, the
    previous alpha is kept (so a held value is never more than ``alpha_tol``
-   off the refiner's).
+   off the refiner's); near 0 or 1 the surer of the two is kept, so faint
+   haze is never held.
    This removes the refiner's own flicker (its guided filter follows the
    sensor noise of the frame), a few simple full-resolution passes.
 
