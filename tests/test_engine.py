@@ -302,10 +302,16 @@ def test_the_engine_runs_opencv_on_its_own_threads_only(clip):
 
 
 _FAULTS = """
-import resource, sys
+import ctypes, resource, sys
 from livebg.engine.threads import reuse_freed_memory
-if sys.argv[1] == "on" and not reuse_freed_memory():
+if not reuse_freed_memory():
     print("unsupported"); sys.exit(0)
+# glibc's own threshold moves with what the process freed before (a fresh process
+# may already reuse blocks, or not); start from its initial 128 KiB, fixed, where
+# every frame's arrays are mapped afresh, then let reuse_freed_memory undo it.
+ctypes.CDLL("libc.so.6").mallopt(-3, 128 << 10)  # M_MMAP_THRESHOLD
+if sys.argv[1] == "on":
+    reuse_freed_memory()
 from livebg.config import Config
 from livebg.factory import make_processor
 from livebg.stages.sources import SampleSource
@@ -323,9 +329,9 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0) / 10)
 
 def test_freed_frames_are_reused_not_mapped_again():
     """reuse_freed_memory: the processor's arrays of each 720p frame come from freed
-    ones, not from fresh pages the kernel must zero (about 250 page faults a frame
-    of the processor alone before, under 1 after). In fresh processes: the setting
-    is process-wide."""
+    ones, not from fresh pages the kernel must zero (with every large block mapped
+    afresh, several hundred page faults a frame of the processor alone; under 1
+    after). In fresh processes: the setting is process-wide."""
     import subprocess
 
     def faults(mode: str) -> str:
