@@ -70,32 +70,43 @@ COMPACT_AT = 256
 # x1 and y1 exclusive.
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _label_stats(labels, m):
+    """Per label 1..m-1 of ``labels`` (int32 (h, w), 0: none): area in pixels, sum of
+    its pixels' columns, and box (x0, y0, x1, y1); int64 (m,), (m,), (m, 4). One
+    pass along runs of a label."""
+    h, w = labels.shape
+    area, xsum, box = np.zeros(m, np.int64), np.zeros(m, np.int64), np.zeros((m, 4), np.int64)
+    box[:, 0] = w
+    box[:, 1] = h
+    for y in range(h):
+        row = labels[y]
+        x = 0
+        while x < w:
+            t, x0 = row[x], x
+            while x < w and row[x] == t:
+                x += 1
+            if t == 0:
+                continue
+            area[t] += x - x0
+            xsum[t] += (x0 + x - 1) * (x - x0) // 2
+            box[t, 0] = min(box[t, 0], x0)
+            box[t, 1] = min(box[t, 1], y)
+            box[t, 2] = max(box[t, 2], x)
+            box[t, 3] = y + 1
+    return area, xsum, box
+
+
 @njit(cache=True, nogil=True)
 def _blobs(comp, n, min_area):
     """Drop blobs under ``min_area`` pixels from ``comp`` (in place) and their boxes.
 
     comp: int32 (h, w) labels 0..n-1 (0: no blob), contiguous; kept blobs are
     renumbered 1..k in their order. Returns (k + 1, int64 (k + 1, 4) boxes; row
-    0 unused). One pass along runs of a label; a second only when some go.
+    0 unused). One pass along runs of a label (``_label_stats``); a second only
+    when some go.
     """
-    h, w = comp.shape
-    area = np.zeros(n, np.int64)
-    box = np.zeros((n, 4), np.int64)
-    box[:, 0] = w
-    box[:, 1] = h
-    for y in range(h):
-        row = comp[y]
-        x = 0
-        while x < w:
-            c, x0 = row[x], x
-            while x < w and row[x] == c:
-                x += 1
-            if c:
-                area[c] += x - x0
-                box[c, 0] = min(box[c, 0], x0)
-                box[c, 1] = min(box[c, 1], y)
-                box[c, 2] = max(box[c, 2], x)
-                box[c, 3] = y + 1
+    area, _, box = _label_stats(comp, n)
     new = np.zeros(n, np.int32)
     kept = np.zeros((n, 4), np.int64)
     k = 0
@@ -321,26 +332,7 @@ def _tracks(labels):
     Returns int64 (k,) ids in increasing order, (k,) areas in pixels, (k,) sums
     of their pixels' columns and (k, 4) boxes (x0, y0, x1, y1).
     """
-    m = labels.max() + 1
-    h, w = labels.shape
-    area, xsum, box = np.zeros(m, np.int64), np.zeros(m, np.int64), np.zeros((m, 4), np.int64)
-    box[:, 0] = w
-    box[:, 1] = h
-    for y in range(h):
-        row = labels[y]
-        x = 0
-        while x < w:
-            t, x0 = row[x], x
-            while x < w and row[x] == t:
-                x += 1
-            if t == 0:
-                continue
-            area[t] += x - x0
-            xsum[t] += (x0 + x - 1) * (x - x0) // 2
-            box[t, 0] = min(box[t, 0], x0)
-            box[t, 1] = min(box[t, 1], y)
-            box[t, 2] = max(box[t, 2], x)
-            box[t, 3] = y + 1
+    area, xsum, box = _label_stats(labels, labels.max() + 1)
     ids = np.flatnonzero(area[1:]) + 1
     return ids, area[ids], xsum[ids], box[ids]
 
