@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from livebg.engine.frames import make_card
-from livebg.engine.slot import END, Slot, Work
+from livebg.engine.slot import END, IDLE_WAIT, Slot, Work
 from livebg.stats import StageStats, Timer
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,6 @@ log = logging.getLogger(__name__)
 CARD_TEXT = {"unavailable": "camera unavailable - reconnecting",
              "paused": "livebg paused",
              "starting": "starting camera"}
-
-
-IDLE_WAIT = 1.0  # longest sleep between looks at the slot (a stop wakes it at once)
 
 
 def _fill_in_wait(state: str, period: float) -> float:

@@ -23,7 +23,7 @@ import time
 
 from livebg.engine.capture import Capture
 from livebg.engine.output import Output
-from livebg.engine.slot import END, Slot
+from livebg.engine.slot import END, IDLE_WAIT, Slot
 from livebg.processor import Processor
 from livebg.sinks.base import StopRequested
 from livebg.stats import StageStats
@@ -31,11 +31,6 @@ from livebg.stats import StageStats
 log = logging.getLogger(__name__)
 
 OUTPUT_JOIN = 10.0  # seconds a stop waits for a sink's write before leaving the sinks open
-# Longest sleep of a thread waiting for work. A stop wakes every waiting
-# thread at once (Engine.halt), so this only bounds a missed wake-up; while
-# nobody watches, each thread wakes about once a second (20 times a second
-# before: 1.6 % of a core idle on the 2-core test machine).
-IDLE_WAIT = 1.0
 
 
 def one_opencv_thread() -> None:
@@ -81,6 +76,14 @@ def reuse_freed_memory() -> bool:
     return bool(mallopt(m_mmap_threshold, 256 << 20)) and bool(mallopt(m_trim_threshold, 512 << 20))
 
 
+def tune_process() -> None:
+    """The process-wide settings every frame loop wants: :func:`one_opencv_thread`
+    and :func:`reuse_freed_memory` (the daemon, and the bench's serial runs that
+    stand for it)."""
+    one_opencv_thread()
+    reuse_freed_memory()
+
+
 class Engine:
     """The threads of one run and what they share.
 
@@ -124,8 +127,7 @@ class Engine:
     # -- lifecycle -------------------------------------------------------------
 
     def start(self) -> None:
-        one_opencv_thread()
-        reuse_freed_memory()
+        tune_process()
         for name, body in (("capture", capture_loop), ("segment", segment_loop),
                            ("matte", matte_loop), ("output", output_loop)):
             t = threading.Thread(target=self._guard, args=(body,), name=f"livebg-{name}",

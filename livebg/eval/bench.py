@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from livebg.config import Config
-from livebg.engine.threads import one_opencv_thread, reuse_freed_memory
+from livebg.engine.threads import tune_process
 from livebg.factory import make_processor
 from livebg.sinks.files import VideoFileSink
 from livebg.sinks.null import NullSink
@@ -103,8 +103,7 @@ class _AlphaNullSink(NullSink):
 
 def measure_stages(cfg: Config, clip: Path, frames: int) -> dict[str, dict[str, float]]:
     """Per-stage times on one thread over ``frames`` frames (after 10 warm-up frames)."""
-    one_opencv_thread()  # as in the daemon
-    reuse_freed_memory()
+    tune_process()  # as in the daemon
     source = VideoFileSource(clip, loop=True)
     stats = StageStats(window=frames)
     processor = make_processor(cfg, source.width, source.height, stats=stats)
@@ -146,8 +145,7 @@ def measure_cpu(cfg: Config, stream: JpegStreamSource, frames: int) -> dict:
     """
     from livebg.eval.loopback import EmulatedVirtualCameraSink
 
-    one_opencv_thread()  # as in the daemon
-    reuse_freed_memory()
+    tune_process()  # as in the daemon
     w, h = stream.width, stream.height
     proc = make_processor(cfg, w, h)
     sink = EmulatedVirtualCameraSink(w, h, stream.fps)
