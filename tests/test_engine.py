@@ -441,7 +441,7 @@ def test_an_engine_with_nobody_watching_sleeps(clip, monkeypatch, hold, output_r
         for name, rate in rates.items():
             n = calls.get(name, 0) - before.get(name, 0)
             assert n <= 2 * rate * seconds + 2, f"{name} woke {n} times in {seconds:.1f} s"
-        assert sinks[0].writes > writes, f"no fill-in frame while {hold}"
+        assert wait_for(lambda: sinks[0].writes > writes), f"no fill-in frame while {hold}"
     finally:
         d.stop()
         t.join(DEADLINE)
