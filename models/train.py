@@ -65,6 +65,8 @@ FOLDERS = ("portraits", "fullbody")
 COARSE = ("fullbody",)  # superpixel-level masks (see the data README); portraits: hand-drawn
 NET_W, NET_H = 256, 144
 MODEL_KEY = "livebg"
+TEMPLATE = HERE / "selfie_segmentation_landscape.onnx"
+"""The graph every trained net is written into (:func:`selfie_net.export_onnx`): 256x144."""
 
 
 @dataclass
@@ -167,7 +169,12 @@ def load_sample(folder: str, img: Path, mask: Path) -> Sample:
 
 
 class Teacher:
-    """The frozen MediaPipe net on ONNX Runtime, one thread: person probability per view."""
+    """A frozen MediaPipe net on ONNX Runtime, one thread: person probability per view.
+
+    A teacher whose input size differs from the views' (the square net,
+    256x256) sees each view stretched to its size, as the segmenter would
+    stretch a frame, and its probability is resized back to the view's size.
+    """
 
     def __init__(self, path: Path):
         import onnxruntime as ort
@@ -176,11 +183,22 @@ class Teacher:
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        _, _, h, w = self.session.get_inputs()[0].shape
+        self.size = (int(w), int(h))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """float32 (N, 3, H, W) in [0, 1] -> (N, 1, H, W) probability."""
-        return np.concatenate([self.session.run(["probability"], {"image": x[i:i + 1]})[0]
-                               for i in range(len(x))])
+        h, w = x.shape[2:]
+        out = []
+        for view in x:
+            if (w, h) != self.size:
+                view = cv2.resize(view.transpose(1, 2, 0), self.size,
+                                  interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
+            p = self.session.run(["probability"], {"image": np.ascontiguousarray(view[None])})[0]
+            if (w, h) != self.size:
+                p = cv2.resize(p[0, 0], (w, h), interpolation=cv2.INTER_LINEAR)[None, None]
+            out.append(p)
+        return np.concatenate(out)
 
 
 def batch_tensors(views: list[View], teacher: Teacher | None):
@@ -355,7 +373,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--data", type=Path, default=Path("../shared/data/train"),
                     help="folder with portraits/ and fullbody/ (images/*.jpg, masks/*.png)")
     ap.add_argument("--init", type=Path, default=HERE / "selfie_segmentation_landscape.onnx",
-                    help="ONNX file whose weights start the net and whose net is the teacher")
+                    help="ONNX file whose weights start the net (landscape or square: the "
+                         "same architecture; the net is trained and written at 256x144 either way)")
+    ap.add_argument("--teacher", type=Path,
+                    help="ONNX net distilled from, run at its own input size (default: --init)")
     ap.add_argument("--out", type=Path, default=HERE / "livebg_selfie.onnx")
     ap.add_argument("--manifest", type=Path, default=HERE / "manifest.json",
                     help="model manifest to put the 'livebg' entry into")
@@ -401,7 +422,7 @@ def _write_net(net: SelfieNet, args: argparse.Namespace, info: dict) -> None:
     """Export ``net`` to ``args.out`` and record it (``info``) in ``args.manifest``."""
     meta = {"license": "Apache-2.0", "source": "livebg models/train.py",
             "init": args.init.name, "data_manifest_sha256": info["data_manifest_sha256"]}
-    data = export_onnx(net, args.init, args.out, meta,
+    data = export_onnx(net, TEMPLATE, args.out, meta,
                        doc="livebg selfie segmentation: MediaPipe's landscape net "
                            "fine-tuned and distilled by models/train.py")
     update_manifest(args.manifest, manifest_entry(data, args.out, info))
@@ -430,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     noisy_views = [make_view(s, val, vrng, NET_W, NET_H, augment=True, canvas_bg="photo")
                    for s in val]
     net, optim = _net_and_optimiser(args.init, opts)
-    teacher = Teacher(args.init) if opts.distill > 0 else None
+    teacher = Teacher(args.teacher or args.init) if opts.distill > 0 else None
     steps_per_epoch = opts.steps or max(1, len(train) // opts.batch)
     total = steps_per_epoch * opts.epochs
     state = {"epoch": 0, "best": -1.0, "wall": 0.0, "history": []}
@@ -471,14 +492,15 @@ def main(argv: list[str] | None = None) -> int:
                  (time.perf_counter() - t0) / steps_per_epoch)
         if args.snapshots:
             args.snapshots.mkdir(parents=True, exist_ok=True)
-            export_onnx(net, args.init, args.snapshots / f"epoch{epoch + 1:02d}.onnx",
+            export_onnx(net, TEMPLATE, args.snapshots / f"epoch{epoch + 1:02d}.onnx",
                         {"epoch": str(epoch + 1)})
         if s["boundary_iou"] > state["best"]:
             state["best"] = s["boundary_iou"]
             written = wise_ft(net, args.init, opts.wise)
             s_written = s if written is net else _val_scores(written, val, val_views, noisy_views)
             _write_net(written, args, {
-                "init": args.init.name, "script": "models/train.py", "commit": commit,
+                "init": args.init.name, "teacher": (args.teacher or args.init).name,
+                "script": "models/train.py", "commit": commit,
                 "options": asdict(opts), "epoch": epoch + 1, "steps": step + 1,
                 "wall_s": round(state["wall"]), "threads": args.threads,
                 "data_manifest": args.data_manifest.name, "data_manifest_sha256": data_hash,
