@@ -155,7 +155,8 @@ class Soak:
                     self.config.write_text("background: [unclosed\n")
                 elif kind == 2:
                     self.config.write_text("")
-                elif kind == 3:
+                elif kind == 3:  # the file replaced by a folder of the same name
+                    self.config.unlink(missing_ok=True)
                     self.config.mkdir()
                 else:
                     self.config.write_bytes(b"background:\n  blur: \xff\n")
