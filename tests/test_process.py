@@ -155,13 +155,16 @@ def test_existing_output_is_refused_and_kept(clip, tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("content,suffix", [(b"not a video at all", ".mp4"), (None, ".mp4")])
-def test_bad_input_is_one_line_and_exit_2(tmp_path, content, suffix):
-    src = tmp_path / f"bad{suffix}"
+@pytest.mark.parametrize("content,quiet", [(b"not a video at all", "-q"), (None, "-q"),
+                                           (b"not a video at all", None), (None, None)])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, content, quiet):
+    """One line, also with the progress bar on: no bar is drawn before the input opens."""
+    src = tmp_path / "bad.mp4"
     if content is not None:
         src.write_bytes(content)
     out = tmp_path / "out.mp4"
-    p = subprocess.run([sys.executable, "-m", "livebg", "process", str(src), str(out), "-q"],
+    p = subprocess.run([sys.executable, "-m", "livebg", "process", str(src), str(out)]
+                       + ([quiet] if quiet else []),
                        capture_output=True, text=True, env=os.environ, timeout=120)
     assert p.returncode == 2
     assert p.stderr.count("\n") == 1 and "livebg: error:" in p.stderr, p.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from livebg.offline.decode import OfflineError
+from livebg.offline.decode import OfflineError, VideoInput
 from livebg.offline.process import ProcessOptions, process_file, process_many
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ def main(cfg, args) -> int:
         if src.resolve() == out.resolve():
             raise OfflineError(f"{out}: the output would replace its own input")
     if len(jobs) == 1 or args.jobs <= 1:
+        for src, _ in jobs:  # a missing or unreadable input fails before any progress bar
+            VideoInput(src).close()
         results = []
         for src, out in jobs:
             with tqdm(unit="frame", desc=src.name, disable=args.quiet, dynamic_ncols=True,
