@@ -86,8 +86,8 @@ class TrainOptions:
     ``freeze``: comma-separated parameter-name prefixes kept at their initial
     values (``stem,blocks`` is the whole encoder: only the head and decoder learn);
     ``canvas`` / ``canvas_bg`` / ``wide``: shares of composited views (and
-    their background) and of 16:9 crops
-    (:func:`augment.make_view`); ``coarse_band``: ``mask`` or ``teacher``, the
+    their background) and of 16:9 crops, ``closeup`` of a portrait's
+    views that are 16:9 crops of its head (:func:`augment.make_view`); ``coarse_band``: ``mask`` or ``teacher``, the
     target inside the boundary band of the coarse (full-body) masks; ``clamp``
     (0: off) clips the logits at +-clamp in the label BCE; ``wise``: the net
     written is ``wise x trained + (1 - wise) x initial`` weights (WiSE-FT,
@@ -109,6 +109,7 @@ class TrainOptions:
     canvas: float = 0.3
     canvas_bg: str = "tile"
     wide: float = 0.35
+    closeup: float = 0.0
     coarse_band: str = "mask"
     clamp: float = 0.0
     wise: float = 1.0
@@ -473,7 +474,8 @@ def main(argv: list[str] | None = None) -> int:
                 g["lr"] = lr_at(step, total, opts) * g["scale"]
             idx = rng.integers(len(train), size=opts.batch)
             views = [make_view(train[i], train, rng, NET_W, NET_H, augment=True,
-                               canvas=opts.canvas, canvas_bg=opts.canvas_bg, wide=opts.wide)
+                               canvas=opts.canvas, canvas_bg=opts.canvas_bg, wide=opts.wide,
+                               closeup=opts.closeup)
                      for i in idx]
             x, y, band, t = batch_tensors(views, teacher)
             coarse = torch.tensor([float(train[i].kind in COARSE) for i in idx]).view(-1, 1, 1, 1)

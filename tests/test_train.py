@@ -132,3 +132,27 @@ def test_a_square_teacher_sees_each_view_at_its_own_size() -> None:
     assert float(np.abs(got[0, 0] - want).mean()) < 0.02
     assert float(np.abs(got[0, 0] - got[1, 0][:, ::-1]).mean()) < 0.05  # the flip is its own view
     assert got[0, 0].max() > 0.9 and got[0, 0].min() < 0.1
+
+
+def test_closeup_views_fill_the_frame_with_the_face() -> None:
+    """A close-up view is a 16:9 crop of a portrait's head: the person covers far more of
+    the frame than in the whole photo, and its label is the mask cropped the same way."""
+    import augment
+
+    # A 300x400 head-and-shoulders portrait like the training ones: head, then shoulders.
+    mask = np.zeros((400, 300), np.uint8)
+    cv2.ellipse(mask, (150, 160), (95, 130), 0, 0, 360, 1, -1)
+    mask[300:, 20:280] = 1
+    img = np.where(mask[..., None] > 0, (60, 90, 200), (200, 170, 120)).astype(np.uint8)
+    portrait = augment.Sample(image=img, mask=mask, kind="portraits")
+    rng = np.random.default_rng(3)
+    photo = [augment.make_view(portrait, [portrait], rng, 256, 144, closeup=0.0, canvas=0.0,
+                               wide=0.0) for _ in range(6)]
+    close = [augment.make_view(portrait, [portrait], rng, 256, 144, closeup=1.0)
+             for _ in range(6)]
+    assert all(v.image.shape == (144, 256, 3) and v.label.shape == (144, 256) for v in close)
+    share = [float(np.mean([v.label.mean() for v in views])) for views in (photo, close)]
+    assert share[1] > share[0] + 0.1, share
+    fullbody = augment.Sample(image=img, mask=portrait.mask, kind="fullbody")
+    assert augment.make_view(fullbody, [fullbody], np.random.default_rng(3), 256, 144,
+                             closeup=1.0, canvas=0.0, wide=0.0).label.mean() < share[1]
