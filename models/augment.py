@@ -20,6 +20,8 @@ Framings (``augment=True``), by probability:
 
 ``closeup`` (0 unless asked for) takes that share of a portrait's views from
 its ``photo`` share: a 16:9 crop of the head, the face filling the frame.
+``distract`` (0 unless asked for) puts solid things behind the person in that
+share of views (:func:`_distractors`).
 """
 
 from __future__ import annotations
@@ -175,6 +177,46 @@ def _canvas(s: Sample, pool: list[Sample], rng: np.random.Generator,
     return bg_img.astype(np.uint8), label
 
 
+def _distractors(img: np.ndarray, label: np.ndarray, pool: list[Sample],
+                 rng: np.random.Generator) -> np.ndarray:
+    """1-3 solid things put behind the person: the label stays as it is (they are background).
+
+    Each is an ellipse or a convex polygon, 15-60% of the frame height, filled
+    either with a shaded smooth colour (a mug, a lamp, a chair back) or with
+    texture from a person-free part of another training photo, its edge
+    softened by 0.7 px. The training photos' backgrounds hold few such
+    objects, and the fine-tuned nets took whole objects beside the person for
+    the person (background pixels with p > 0.1 on a generated clip: 42 %
+    against MediaPipe's 11 %).
+    """
+    h, w = label.shape
+    out = img.astype(np.float32)
+    for _ in range(int(rng.integers(1, 4))):
+        shape = np.zeros((h, w), np.float32)
+        cx, cy = int(rng.integers(0, w)), int(rng.integers(0, h))
+        size = rng.uniform(0.15, 0.6) * h
+        if rng.random() < 0.5:
+            cv2.ellipse(shape, (cx, cy), (int(size * rng.uniform(0.3, 0.7)), int(size / 2)),
+                        float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
+        else:
+            angles = np.sort(rng.uniform(0, 2 * np.pi, int(rng.integers(3, 8))))
+            radii = size / 2 * rng.uniform(0.5, 1.0, len(angles))
+            pts = np.stack([cx + radii * np.cos(angles), cy + radii * np.sin(angles)], 1)
+            cv2.fillConvexPoly(shape, pts.astype(np.int32), 1.0)
+        shape = cv2.GaussianBlur(shape, (0, 0), 0.7)
+        if rng.random() < 0.5:
+            yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+            g = (np.cos(rng.uniform(0, 2 * np.pi)) * (xx - cx) + np.sin(rng.uniform(0, 2 * np.pi))
+                 * (yy - cy)) / max(size, 1.0)
+            colour = rng.uniform(0, 255, 3).astype(np.float32)
+            fill = colour * np.clip(1.0 + rng.uniform(0.2, 0.8) * g, 0.2, 1.6)[..., None]
+        else:
+            fill = _background(pool, rng, (w, h)).astype(np.float32)
+        a = (shape * (1.0 - np.clip(label, 0.0, 1.0)))[..., None]
+        out = a * np.clip(fill, 0, 255) + (1 - a) * out
+    return out.astype(np.uint8)
+
+
 def _photometric(img: np.ndarray, label: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Exposure, white balance, gamma, contrast, cast shadow, blur, noise and JPEG (uint8 in/out)."""
     # Exposure, per-channel white balance, gamma and contrast as one 8-bit lookup per channel.
@@ -222,13 +264,14 @@ def boundary_band(label: np.ndarray, d: int = BAND_PX) -> np.ndarray:
 
 def make_view(s: Sample, pool: list[Sample], rng: np.random.Generator, w: int, h: int,
               augment: bool = True, canvas: float = 0.3, canvas_bg: str = "tile",
-              wide: float = 0.35, closeup: float = 0.0) -> View:
+              wide: float = 0.35, closeup: float = 0.0, distract: float = 0.0) -> View:
     """One view of ``s`` at the net size ``w`` x ``h``; ``augment=False`` is the plain photo.
 
     ``canvas`` and ``wide`` are the shares of composites and of 16:9 crops (the
     rest is ``photo``), ``canvas_bg`` the composites' background (see
     :func:`_canvas`); ``closeup`` is the share of a portrait's views that are
-    :func:`_closeup` crops, taken from its ``photo`` share.
+    :func:`_closeup` crops, taken from its ``photo`` share; ``distract`` the share
+    of views with :func:`_distractors` behind the person.
     """
     if not augment:
         img, m = s.image, s.mask.astype(np.float32)
@@ -247,6 +290,8 @@ def make_view(s: Sample, pool: list[Sample], rng: np.random.Generator, w: int, h
         m = cv2.resize(m.astype(np.float32), sensor, interpolation=cv2.INTER_AREA)
         if rng.random() < 0.5:
             img, m = img[:, ::-1], m[:, ::-1]
+        if distract > 0 and rng.random() < distract:
+            img = _distractors(np.ascontiguousarray(img), np.ascontiguousarray(m), pool, rng)
         img = _photometric(np.ascontiguousarray(img), np.ascontiguousarray(m), rng)
     img = cv2.resize(np.ascontiguousarray(img), (w, h), interpolation=cv2.INTER_AREA)
     label = cv2.resize(np.ascontiguousarray(m, np.float32), (w, h), interpolation=cv2.INTER_AREA)

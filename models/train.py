@@ -87,7 +87,8 @@ class TrainOptions:
     values (``stem,blocks`` is the whole encoder: only the head and decoder learn);
     ``canvas`` / ``canvas_bg`` / ``wide``: shares of composited views (and
     their background) and of 16:9 crops, ``closeup`` of a portrait's
-    views that are 16:9 crops of its head (:func:`augment.make_view`); ``coarse_band``: ``mask`` or ``teacher``, the
+    views that are 16:9 crops of its head, ``distract`` of views with solid
+    things put behind the person (:func:`augment.make_view`); ``coarse_band``: ``mask`` or ``teacher``, the
     target inside the boundary band of the coarse (full-body) masks; ``clamp``
     (0: off) clips the logits at +-clamp in the label BCE; ``wise``: the net
     written is ``wise x trained + (1 - wise) x initial`` weights (WiSE-FT,
@@ -110,6 +111,7 @@ class TrainOptions:
     canvas_bg: str = "tile"
     wide: float = 0.35
     closeup: float = 0.0
+    distract: float = 0.0
     coarse_band: str = "mask"
     clamp: float = 0.0
     wise: float = 1.0
@@ -475,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
             idx = rng.integers(len(train), size=opts.batch)
             views = [make_view(train[i], train, rng, NET_W, NET_H, augment=True,
                                canvas=opts.canvas, canvas_bg=opts.canvas_bg, wide=opts.wide,
-                               closeup=opts.closeup)
+                               closeup=opts.closeup, distract=opts.distract)
                      for i in idx]
             x, y, band, t = batch_tensors(views, teacher)
             coarse = torch.tensor([float(train[i].kind in COARSE) for i in idx]).view(-1, 1, 1, 1)

@@ -156,3 +156,26 @@ def test_closeup_views_fill_the_frame_with_the_face() -> None:
     fullbody = augment.Sample(image=img, mask=portrait.mask, kind="fullbody")
     assert augment.make_view(fullbody, [fullbody], np.random.default_rng(3), 256, 144,
                              closeup=1.0, canvas=0.0, wide=0.0).label.mean() < share[1]
+
+
+def test_distractors_go_behind_the_person_and_leave_the_label() -> None:
+    """Things put in a view change background pixels only: the person stays exact, and
+    make_view's label is the same with or without them."""
+    import augment
+
+    rng = np.random.default_rng(5)
+    label = np.zeros((216, 384), np.float32)
+    label[60:, 140:250] = 1.0
+    img = np.full((216, 384, 3), 128, np.uint8)
+    img[label > 0] = (20, 200, 40)
+    pool = [augment.Sample(image=img, mask=(label > 0).astype(np.uint8), kind="portraits")]
+    changed = np.zeros(label.shape, bool)
+    for _ in range(8):
+        out = augment._distractors(img, label, pool, rng)
+        assert out.shape == img.shape and out.dtype == np.uint8
+        assert np.array_equal(out[label > 0], img[label > 0])
+        changed |= np.abs(out.astype(int) - img).max(2) > 10
+    assert changed[label == 0].mean() > 0.1  # they really show
+    views = [augment.make_view(pool[0], pool, np.random.default_rng(9), 256, 144,
+                               distract=d, canvas=0.0, wide=0.0) for d in (0.0, 1.0)]
+    assert np.array_equal(views[0].label, views[1].label)
