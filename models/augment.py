@@ -178,8 +178,12 @@ def _canvas(s: Sample, pool: list[Sample], rng: np.random.Generator,
 
 
 def _distractors(img: np.ndarray, label: np.ndarray, pool: list[Sample],
-                 rng: np.random.Generator) -> np.ndarray:
+                 rng: np.random.Generator, near: float = 0.0) -> np.ndarray:
     """1-3 solid things put behind the person: the label stays as it is (they are background).
+
+    A share ``near`` of them is centred on a person pixel (plus 10 % of the
+    frame, normal), so that they stick out around the person as a chair back
+    or a lamp does; the rest anywhere in the frame.
 
     Each is an ellipse or a convex polygon, 15-60% of the frame height, filled
     either with a shaded smooth colour (a mug, a lamp, a chair back) or with
@@ -191,9 +195,14 @@ def _distractors(img: np.ndarray, label: np.ndarray, pool: list[Sample],
     """
     h, w = label.shape
     out = img.astype(np.float32)
+    ys, xs = np.nonzero(label > 0.5)
     for _ in range(int(rng.integers(1, 4))):
         shape = np.zeros((h, w), np.float32)
-        cx, cy = int(rng.integers(0, w)), int(rng.integers(0, h))
+        if len(xs) and rng.random() < near:  # right behind the person, like a chair back
+            k = int(rng.integers(len(xs)))
+            cx, cy = int(xs[k] + rng.normal(0, 0.1 * w)), int(ys[k] + rng.normal(0, 0.1 * h))
+        else:
+            cx, cy = int(rng.integers(0, w)), int(rng.integers(0, h))
         size = rng.uniform(0.15, 0.6) * h
         if rng.random() < 0.5:
             cv2.ellipse(shape, (cx, cy), (int(size * rng.uniform(0.3, 0.7)), int(size / 2)),
@@ -264,14 +273,16 @@ def boundary_band(label: np.ndarray, d: int = BAND_PX) -> np.ndarray:
 
 def make_view(s: Sample, pool: list[Sample], rng: np.random.Generator, w: int, h: int,
               augment: bool = True, canvas: float = 0.3, canvas_bg: str = "tile",
-              wide: float = 0.35, closeup: float = 0.0, distract: float = 0.0) -> View:
+              wide: float = 0.35, closeup: float = 0.0, distract: float = 0.0,
+              distract_near: float = 0.0) -> View:
     """One view of ``s`` at the net size ``w`` x ``h``; ``augment=False`` is the plain photo.
 
     ``canvas`` and ``wide`` are the shares of composites and of 16:9 crops (the
     rest is ``photo``), ``canvas_bg`` the composites' background (see
     :func:`_canvas`); ``closeup`` is the share of a portrait's views that are
     :func:`_closeup` crops, taken from its ``photo`` share; ``distract`` the share
-    of views with :func:`_distractors` behind the person.
+    of views with :func:`_distractors` behind the person (``distract_near`` of
+    them centred on the person).
     """
     if not augment:
         img, m = s.image, s.mask.astype(np.float32)
@@ -291,7 +302,8 @@ def make_view(s: Sample, pool: list[Sample], rng: np.random.Generator, w: int, h
         if rng.random() < 0.5:
             img, m = img[:, ::-1], m[:, ::-1]
         if distract > 0 and rng.random() < distract:
-            img = _distractors(np.ascontiguousarray(img), np.ascontiguousarray(m), pool, rng)
+            img = _distractors(np.ascontiguousarray(img), np.ascontiguousarray(m), pool, rng,
+                               distract_near)
         img = _photometric(np.ascontiguousarray(img), np.ascontiguousarray(m), rng)
     img = cv2.resize(np.ascontiguousarray(img), (w, h), interpolation=cv2.INTER_AREA)
     label = cv2.resize(np.ascontiguousarray(m, np.float32), (w, h), interpolation=cv2.INTER_AREA)

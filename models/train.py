@@ -88,7 +88,8 @@ class TrainOptions:
     ``canvas`` / ``canvas_bg`` / ``wide``: shares of composited views (and
     their background) and of 16:9 crops, ``closeup`` of a portrait's
     views that are 16:9 crops of its head, ``distract`` of views with solid
-    things put behind the person (:func:`augment.make_view`); ``coarse_band``: ``mask`` or ``teacher``, the
+    things put behind the person (``distract_near`` of them centred on it;
+    :func:`augment.make_view`); ``coarse_band``: ``mask`` or ``teacher``, the
     target inside the boundary band of the coarse (full-body) masks; ``clamp``
     (0: off) clips the logits at +-clamp in the label BCE; ``wise``: the net
     written is ``wise x trained + (1 - wise) x initial`` weights (WiSE-FT,
@@ -112,6 +113,7 @@ class TrainOptions:
     wide: float = 0.35
     closeup: float = 0.0
     distract: float = 0.0
+    distract_near: float = 0.0
     coarse_band: str = "mask"
     clamp: float = 0.0
     wise: float = 1.0
@@ -477,7 +479,8 @@ def main(argv: list[str] | None = None) -> int:
             idx = rng.integers(len(train), size=opts.batch)
             views = [make_view(train[i], train, rng, NET_W, NET_H, augment=True,
                                canvas=opts.canvas, canvas_bg=opts.canvas_bg, wide=opts.wide,
-                               closeup=opts.closeup, distract=opts.distract)
+                               closeup=opts.closeup, distract=opts.distract,
+                               distract_near=opts.distract_near)
                      for i in idx]
             x, y, band, t = batch_tensors(views, teacher)
             coarse = torch.tensor([float(train[i].kind in COARSE) for i in idx]).view(-1, 1, 1, 1)

@@ -170,8 +170,8 @@ def test_distractors_go_behind_the_person_and_leave_the_label() -> None:
     img[label > 0] = (20, 200, 40)
     pool = [augment.Sample(image=img, mask=(label > 0).astype(np.uint8), kind="portraits")]
     changed = np.zeros(label.shape, bool)
-    for _ in range(8):
-        out = augment._distractors(img, label, pool, rng)
+    for k in range(8):
+        out = augment._distractors(img, label, pool, rng, near=float(k % 2))
         assert out.shape == img.shape and out.dtype == np.uint8
         assert np.array_equal(out[label > 0], img[label > 0])
         changed |= np.abs(out.astype(int) - img).max(2) > 10
