@@ -63,12 +63,19 @@ def _photo(s: Sample, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]
     return _crop(s, int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1)), cw, ch)
 
 
-def _wide(s: Sample, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _strip(s: Sample, rng: np.random.Generator, width: tuple[float, float],
+           top: float) -> tuple[np.ndarray, np.ndarray]:
+    """A 16:9 crop, ``width`` (low, high) of the photo's width, its top edge in the
+    upper ``top`` share of the room left above and below it, at a random x."""
     h, w = s.mask.shape
-    cw = int(w * rng.uniform(0.7, 1.0))
+    cw = int(w * rng.uniform(*width))
     ch = min(h, int(cw * 9 / 16))
-    top = rng.uniform(0.0, 0.35 if s.kind == "portraits" else 0.5)
-    return _crop(s, int(rng.integers(0, w - cw + 1)), int(top * (h - ch)), cw, ch)
+    t = rng.uniform(0.0, top)
+    return _crop(s, int(rng.integers(0, w - cw + 1)), int(t * (h - ch)), cw, ch)
+
+
+def _wide(s: Sample, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    return _strip(s, rng, (0.7, 1.0), 0.35 if s.kind == "portraits" else 0.5)
 
 
 def _closeup(s: Sample, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -79,11 +86,7 @@ def _closeup(s: Sample, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarra
     generated JPEG clips of validation portraits where the square net keeps
     them), so the views teach it.
     """
-    h, w = s.mask.shape
-    cw = int(w * rng.uniform(0.55, 1.0))
-    ch = min(h, int(cw * 9 / 16))
-    return _crop(s, int(rng.integers(0, w - cw + 1)), int(rng.uniform(0.0, 0.45) * (h - ch)),
-                 cw, ch)
+    return _strip(s, rng, (0.55, 1.0), 0.45)
 
 
 def _longest_free_run(occupied: np.ndarray) -> tuple[int, int]:
@@ -181,10 +184,6 @@ def _distractors(img: np.ndarray, label: np.ndarray, pool: list[Sample],
                  rng: np.random.Generator, near: float = 0.0) -> np.ndarray:
     """1-3 solid things put behind the person: the label stays as it is (they are background).
 
-    A share ``near`` of them is centred on a person pixel (plus 10 % of the
-    frame, normal), so that they stick out around the person as a chair back
-    or a lamp does; the rest anywhere in the frame.
-
     Each is an ellipse or a convex polygon, 15-60% of the frame height, filled
     either with a shaded smooth colour (a mug, a lamp, a chair back) or with
     texture from a person-free part of another training photo, its edge
@@ -192,6 +191,10 @@ def _distractors(img: np.ndarray, label: np.ndarray, pool: list[Sample],
     objects, and the fine-tuned nets took whole objects beside the person for
     the person (background pixels with p > 0.1 on a generated clip: 42 %
     against MediaPipe's 11 %).
+
+    A share ``near`` of them is centred on a person pixel (plus 10 % of the
+    frame, normal), so that they stick out around the person as a chair back
+    or a lamp does; the rest anywhere in the frame.
     """
     h, w = label.shape
     out = img.astype(np.float32)

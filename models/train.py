@@ -194,13 +194,14 @@ class Teacher:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """float32 (N, 3, H, W) in [0, 1] -> (N, 1, H, W) probability."""
         h, w = x.shape[2:]
+        stretch = (w, h) != self.size
         out = []
         for view in x:
-            if (w, h) != self.size:
+            if stretch:
                 view = cv2.resize(view.transpose(1, 2, 0), self.size,
                                   interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
             p = self.session.run(["probability"], {"image": np.ascontiguousarray(view[None])})[0]
-            if (w, h) != self.size:
+            if stretch:
                 p = cv2.resize(p[0, 0], (w, h), interpolation=cv2.INTER_LINEAR)[None, None]
             out.append(p)
         return np.concatenate(out)
@@ -397,7 +398,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "with `livebg eval` afterwards)")
     for f, v in asdict(d).items():
         ap.add_argument("--" + f.replace("_", "-"), type=type(v), default=v)
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    args.teacher = args.teacher or args.init
+    return args
 
 
 def write_val_dir(pairs, split, out: Path) -> None:
@@ -456,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     noisy_views = [make_view(s, val, vrng, NET_W, NET_H, augment=True, canvas_bg="photo")
                    for s in val]
     net, optim = _net_and_optimiser(args.init, opts)
-    teacher = Teacher(args.teacher or args.init) if opts.distill > 0 else None
+    teacher = Teacher(args.teacher) if opts.distill > 0 else None
     steps_per_epoch = opts.steps or max(1, len(train) // opts.batch)
     total = steps_per_epoch * opts.epochs
     state = {"epoch": 0, "best": -1.0, "wall": 0.0, "history": []}
@@ -506,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
             written = wise_ft(net, args.init, opts.wise)
             s_written = s if written is net else _val_scores(written, val, val_views, noisy_views)
             _write_net(written, args, {
-                "init": args.init.name, "teacher": (args.teacher or args.init).name,
+                "init": args.init.name, "teacher": args.teacher.name,
                 "script": "models/train.py", "commit": commit,
                 "options": asdict(opts), "epoch": epoch + 1, "steps": step + 1,
                 "wall_s": round(state["wall"]), "threads": args.threads,
