@@ -134,28 +134,40 @@ def test_a_square_teacher_sees_each_view_at_its_own_size() -> None:
     assert got[0, 0].max() > 0.9 and got[0, 0].min() < 0.1
 
 
-def test_closeup_views_fill_the_frame_with_the_face() -> None:
-    """A close-up view is a 16:9 crop of a portrait's head: the person covers far more of
-    the frame than in the whole photo, and its label is the mask cropped the same way."""
+def test_closeup_views_are_16_9_crops_of_a_portraits_head() -> None:
+    """A close-up is a 16:9 crop of 55-100% of a portrait's width from its upper part (the
+    head, someone leaning in); make_view labels it with the mask cropped the same way, and
+    full-body photos never get one."""
     import augment
 
-    # A 300x400 head-and-shoulders portrait like the training ones: head, then shoulders.
-    mask = np.zeros((400, 300), np.uint8)
+    # A 300x400 head-and-shoulders portrait; the image's first channel holds row // 2.
+    h, w = 400, 300
+    mask = np.zeros((h, w), np.uint8)
     cv2.ellipse(mask, (150, 160), (95, 130), 0, 0, 360, 1, -1)
     mask[300:, 20:280] = 1
-    img = np.where(mask[..., None] > 0, (60, 90, 200), (200, 170, 120)).astype(np.uint8)
+    img = np.zeros((h, w, 3), np.uint8)
+    img[..., 0] = (np.arange(h) // 2)[:, None]
     portrait = augment.Sample(image=img, mask=mask, kind="portraits")
     rng = np.random.default_rng(3)
-    photo = [augment.make_view(portrait, [portrait], rng, 256, 144, closeup=0.0, canvas=0.0,
-                               wide=0.0) for _ in range(6)]
-    close = [augment.make_view(portrait, [portrait], rng, 256, 144, closeup=1.0)
-             for _ in range(6)]
-    assert all(v.image.shape == (144, 256, 3) and v.label.shape == (144, 256) for v in close)
-    share = [float(np.mean([v.label.mean() for v in views])) for views in (photo, close)]
-    assert share[1] > share[0] + 0.1, share
-    fullbody = augment.Sample(image=img, mask=portrait.mask, kind="fullbody")
-    assert augment.make_view(fullbody, [fullbody], np.random.default_rng(3), 256, 144,
-                             closeup=1.0, canvas=0.0, wide=0.0).label.mean() < share[1]
+    for _ in range(50):
+        crop, m = augment._closeup(portrait, rng)
+        ch, cw = m.shape
+        assert crop.shape[:2] == m.shape and ch == int(cw * 9 / 16) and cw >= 0.55 * w - 1
+        assert 2 * int(crop[0, 0, 0]) <= 0.45 * (h - ch) + 1  # its top edge is high up
+
+    view = augment.make_view(portrait, [portrait], np.random.default_rng(8), 256, 144,
+                             closeup=1.0)
+    rng = np.random.default_rng(8)
+    rng.random()  # make_view's choice of framing
+    _, m = augment._closeup(portrait, rng)
+    want = cv2.resize(cv2.resize(m.astype(np.float32), (384, 216), interpolation=cv2.INTER_AREA),
+                      (256, 144), interpolation=cv2.INTER_AREA)
+    assert np.allclose(view.label, want) or np.allclose(view.label, want[:, ::-1])
+
+    fullbody = augment.Sample(image=img, mask=mask, kind="fullbody")
+    views = [augment.make_view(fullbody, [fullbody], np.random.default_rng(9), 256, 144,
+                               closeup=c, canvas=0.0, wide=0.0) for c in (0.0, 1.0)]
+    assert np.array_equal(views[0].label, views[1].label)
 
 
 def test_distractors_go_behind_the_person_and_leave_the_label() -> None:
